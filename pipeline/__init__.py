@@ -1,0 +1,3 @@
+"""duplexsynth: synthetic full-duplex conversational speech data."""
+
+__version__ = "0.1.0"

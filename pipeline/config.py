@@ -1,0 +1,152 @@
+"""Typed view of the `generate` config, checked before any work starts.
+
+Hydra composes conf/generate.yaml and its groups; `GenerateConfig.check` turns the result
+into typed models. Unknown keys and bad values fail here with the dotted key, the value and
+what is allowed, so a typo costs a second, not a cluster hour.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SUPPORTED_LANGUAGES = ("en", "hu")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key and the fix."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlanConfig(Strict):
+    speakers: int | list[int] = 2
+    domains: list[str] = Field(default_factory=list)
+    min_turns: int = Field(8, ge=2)
+    max_turns: int = Field(16, ge=2)
+    backchannel_rate: float = Field(0.18, ge=0, le=1)
+    interruption_rate: float = Field(0.08, ge=0, le=1)
+    pause_rate: float = Field(0.25, ge=0, le=1)
+    overlap_rate: float = Field(0.3, ge=0, le=1)
+
+    @field_validator("speakers")
+    @classmethod
+    def _speakers(cls, value: int | list[int]) -> int | list[int]:
+        low, high = (value, value) if isinstance(value, int) else tuple(value)
+        if not 2 <= low <= high <= 6:
+            raise ValueError("must be an int in 2..6 or [min, max] with 2 <= min <= max <= 6")
+        return value
+
+
+class WriterConfig(Strict):
+    name: Literal["offline"] = "offline"
+
+
+class TtsConfig(BaseModel):
+    """`name` picks the backend; every other key goes to its constructor."""
+
+    model_config = ConfigDict(extra="allow")
+    name: Literal["espeak"] = "espeak"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class LabelsConfig(Strict):
+    frame_s: float = Field(0.08, gt=0)
+
+
+class BudgetConfig(Strict):
+    dialogues: int | None = Field(40, ge=1)
+    hours: float | None = Field(None, gt=0)
+
+
+class SinkConfig(Strict):
+    dir: str = "outputs/dataset"
+    shard_dialogues: int = Field(8, ge=1, description="scenario indices per shard")
+    sample_rate: int = 16000
+    flac_subtype: Literal["PCM_16", "PCM_24"] = "PCM_16"
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _rate(cls, value: int) -> int:
+        if value not in (8000, 16000, 22050, 24000, 44100, 48000):
+            raise ValueError("must be one of 8000, 16000, 22050, 24000, 44100, 48000")
+        return value
+
+
+class RayConfig(Strict):
+    address: str | None = None
+    num_cpus: int | None = None
+    speak_workers: int = Field(1, ge=1)
+    batch_size: int = Field(4, ge=1)
+
+
+class GenerateConfig(Strict):
+    seed: int = 1234
+    languages: list[str] = Field(default_factory=lambda: list(SUPPORTED_LANGUAGES))
+    plan: PlanConfig = Field(default_factory=PlanConfig)
+    writer: WriterConfig = Field(default_factory=WriterConfig)
+    tts: TtsConfig = Field(default_factory=TtsConfig)
+    timing: dict[str, Any] = Field(default_factory=dict)
+    labels: LabelsConfig = Field(default_factory=LabelsConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    sink: SinkConfig = Field(default_factory=SinkConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    progress: bool = True
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str]) -> list[str]:
+        unknown = [lang for lang in value if lang not in SUPPORTED_LANGUAGES]
+        if unknown or not value:
+            raise ValueError(
+                f"unsupported {unknown or 'empty list'}; allowed: {list(SUPPORTED_LANGUAGES)}"
+            )
+        return value
+
+    @classmethod
+    def check(cls, raw: dict[str, Any]) -> GenerateConfig:
+        try:
+            config = cls.model_validate(raw)
+        except ValidationError as error:
+            raise ConfigError(_explain(error)) from None
+        if config.plan.min_turns > config.plan.max_turns:
+            raise ConfigError(
+                f"plan.min_turns ({config.plan.min_turns}) is above plan.max_turns "
+                f"({config.plan.max_turns}); lower min_turns or raise max_turns"
+            )
+        if config.budget.dialogues is None and config.budget.hours is None:
+            raise ConfigError("budget: set budget.dialogues=N or budget.hours=H")
+        _check_backend_options(config.tts)
+        return config
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.sink.dir).expanduser().resolve()
+
+
+def _explain(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        got = item.get("input")
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key; remove it or check its spelling")
+        else:
+            lines.append(f"{key}: {item['msg']} (got {got!r})")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def _check_backend_options(tts: TtsConfig) -> None:
+    from pipeline.tts import backend_from_config
+
+    try:
+        backend_from_config(tts.model_dump())
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"tts ({tts.name}): {error}; see conf/tts/{tts.name}.yaml") from None

@@ -1,0 +1,187 @@
+"""The arrange stage: place every synthesized utterance on one conversation clock.
+
+Pure: (script, utterances, timing model) -> Timeline. The script says *what* happens
+(backchannel, barge-in, overlapped transfer, mid-turn pause); the timing model says *when*.
+Only words actually spoken survive: a barged-in turn keeps the words that end by its cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipeline.schema import Chunk, DialogueScript, Placed, Timeline, Turn, Utterance
+from pipeline.timing import TimingModel
+
+MIN_WORDS_TO_INTERRUPT = 3
+
+
+def arrange(
+    script: DialogueScript, utterances: Sequence[Utterance], timing: TimingModel
+) -> Timeline:
+    if len(utterances) != len(script.turns):
+        raise ValueError(
+            f"arrange got {len(utterances)} utterances for {len(script.turns)} turns"
+        )
+    placed: list[Placed] = []
+    last_end: dict[str, float] = {}
+    floor: Placed | None = None
+    for index, (turn, utterance) in enumerate(zip(script.turns, utterances, strict=True)):
+        chunks = _chunks_with_pauses(turn, utterance, timing)
+        earliest = last_end.get(turn.speaker, -1.0) + timing.settings.min_self_gap_s
+        if turn.kind == "backchannel" and floor is not None and floor.speaker != turn.speaker:
+            start = _backchannel_start(floor, utterance.duration_s, earliest, timing)
+        elif floor is None:
+            start = 0.0
+        elif turn.interrupts and _can_be_interrupted(floor, turn.speaker):
+            start = _interrupt(floor, earliest, timing)
+        else:
+            floor_end = max(p.end_s for p in placed if p.kind == "turn")
+            if floor.speaker == turn.speaker:
+                start = floor_end + timing.same_speaker_gap()
+            elif turn.overlap:
+                overlap = min(timing.overlap(), 0.5 * floor_duration(floor),
+                              0.5 * utterance.duration_s)
+                start = floor_end - overlap
+            else:
+                start = floor_end + timing.gap()
+        start = max(0.0, start, earliest)
+        segment = _place(index, turn, utterance, chunks, start)
+        placed.append(segment)
+        last_end[turn.speaker] = segment.end_s
+        if turn.kind == "turn" or floor is None:
+            floor = segment
+    duration = max(p.end_s for p in placed) + timing.settings.tail_s
+    return Timeline(duration_s=round(duration, 4), segments=placed)
+
+
+def floor_duration(segment: Placed) -> float:
+    return segment.end_s - segment.start_s
+
+
+def _chunks_with_pauses(turn: Turn, utterance: Utterance, timing: TimingModel) -> list[Chunk]:
+    """Split the utterance between words where the script asks for a mid-turn pause."""
+    cuts: list[tuple[float, float]] = []
+    words = utterance.words
+    for after in sorted(set(turn.pauses)):
+        if 0 <= after < len(words) - 1:
+            split = 0.5 * (words[after][2] + words[after + 1][1])
+            cuts.append((split, timing.pause()))
+    chunks: list[Chunk] = []
+    src_start, shift = 0.0, 0.0
+    for split, pause in cuts:
+        chunks.append(Chunk(src_start_s=src_start, src_end_s=split, dst_start_s=src_start + shift))
+        shift += pause
+        src_start = split
+    chunks.append(
+        Chunk(src_start_s=src_start, src_end_s=utterance.duration_s, dst_start_s=src_start + shift)
+    )
+    return chunks
+
+
+def _place(
+    index: int, turn: Turn, utterance: Utterance, chunks: list[Chunk], start: float
+) -> Placed:
+    moved = [
+        Chunk(src_start_s=c.src_start_s, src_end_s=c.src_end_s, dst_start_s=c.dst_start_s + start)
+        for c in chunks
+    ]
+    words = [
+        (text, _to_absolute(moved, begin), _to_absolute(moved, end))
+        for text, begin, end in utterance.words
+    ]
+    return Placed(
+        turn=index,
+        speaker=turn.speaker,
+        start_s=round(start, 4),
+        end_s=round(moved[-1].dst_end_s, 4),
+        kind=turn.kind,
+        addressee=turn.addressee,
+        words=words,
+        chunks=moved,
+    )
+
+
+def _to_absolute(chunks: list[Chunk], src_time: float) -> float:
+    for chunk in chunks:
+        if src_time <= chunk.src_end_s:
+            return round(chunk.dst_start_s + max(0.0, src_time - chunk.src_start_s), 4)
+    last = chunks[-1]
+    return round(last.dst_end_s, 4)
+
+
+def _backchannel_start(
+    host: Placed, duration: float, earliest: float, timing: TimingModel
+) -> float:
+    """Start a backchannel just after a word boundary of the host, ending before the host does.
+
+    Boundaries at a mid-turn pause are preferred: that is where listeners acknowledge.
+    """
+    boundaries = [end for _, _, end in host.words[:-1]]
+    fits = [
+        b for b in boundaries
+        if b + timing.settings.backchannel_delay_max_s + duration <= host.end_s and b >= earliest
+    ]
+    pauses = [b for b in fits if _pause_follows(host, b)]
+    pool = pauses or fits[len(fits) // 4: max(len(fits) // 4 + 1, 3 * len(fits) // 4)] or fits
+    if not pool:
+        return host.end_s + timing.gap()
+    return timing.rng.choice(pool) + timing.backchannel_delay()
+
+
+def _pause_follows(host: Placed, boundary: float) -> bool:
+    for text_after in host.words:
+        if text_after[1] > boundary:
+            return text_after[1] - boundary > 0.3
+    return False
+
+
+def _can_be_interrupted(floor: Placed, speaker: str) -> bool:
+    return (
+        floor.speaker != speaker
+        and floor.kind == "turn"
+        and floor.cut_at_s is None
+        and len(floor.words) >= MIN_WORDS_TO_INTERRUPT
+    )
+
+
+def _interrupt(floor: Placed, earliest: float, timing: TimingModel) -> float:
+    """Barge in during one of the floor's middle words and cut the floor at a word boundary.
+
+    The barged-in speaker goes on for a reaction time, then stops at the end of the word it
+    is saying. Returns the interrupter's start.
+    """
+    words = floor.words
+    count = len(words)
+    candidates = [
+        w for w in range(max(1, int(count * 0.3)), max(2, int(count * 0.75)))
+        if w < count - 1 and words[w][1] >= earliest
+    ]
+    if not candidates:
+        return floor.end_s + timing.gap()
+    reaction = timing.reaction()
+    chosen = timing.rng.choice(candidates)
+    barge_in = words[chosen][1] + timing.rng.uniform(0.0, words[chosen][2] - words[chosen][1])
+    threshold = barge_in + reaction
+    cut_word = next((j for j in range(chosen, count) if words[j][2] >= threshold), count - 1)
+    if cut_word >= count - 1:
+        cut_word = count - 2
+        barge_in = min(barge_in, words[cut_word][2] - 0.05)
+    cut_at = words[cut_word][2]
+    floor.cut_at_s = round(cut_at, 4)
+    floor.end_s = round(cut_at, 4)
+    floor.words = words[: cut_word + 1]
+    floor.chunks = _truncate(floor.chunks, cut_at)
+    return barge_in
+
+
+def _truncate(chunks: list[Chunk], cut_at: float) -> list[Chunk]:
+    kept: list[Chunk] = []
+    for chunk in chunks:
+        if chunk.dst_start_s >= cut_at:
+            break
+        if chunk.dst_end_s > cut_at:
+            length = cut_at - chunk.dst_start_s
+            chunk = Chunk(src_start_s=chunk.src_start_s, src_end_s=chunk.src_start_s + length,
+                          dst_start_s=chunk.dst_start_s)
+        kept.append(chunk)
+    return kept

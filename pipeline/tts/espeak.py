@@ -1,0 +1,423 @@
+"""eSpeak NG backend: libespeak-ng from `espeakng-loader`, driven through ctypes.
+
+Why a process-wide engine: libespeak-ng keeps all of its state (voice, parameters, the
+synthesis callback, internal buffers) in C globals, so a process can hold exactly one
+engine however many Python objects wrap it. `_engine()` creates it lazily on first use and
+every synthesis holds its lock; an `EspeakBackend` instance is only configuration. Ray runs
+one backend per worker process, which is also one engine per process.
+
+Not bit-reproducible across calls in one process: libespeak-ng keeps its pitch-flutter
+phase (and some other wavegen state) in function-static variables that no API resets, so
+the same text and voice come out ~1 % longer or shorter depending on what was synthesized
+before (words and timings agree to a few tens of ms). The same call sequence in a fresh
+process gives identical audio.
+
+Word timings come from the engine's WORD events (start of each word's slot, in ms) and are
+tightened to the spoken audio by `pipeline.tts.align.refine_word_ends`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+import re
+import threading
+from itertools import pairwise
+
+import numpy as np
+
+from pipeline.schema import Utterance
+from pipeline.tts.align import refine_word_ends, trim_to_words, voiced_frames
+from pipeline.tts.base import SynthesisError
+
+# speak_lib.h constants (API revision 12).
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_POS_CHARACTER = 1
+_CHARS_UTF8 = 1
+_PHONEMES = 0x100  # text inside [[ ]] is eSpeak phoneme input
+_EVENT_LIST_TERMINATED = 0
+_EVENT_WORD = 1
+_PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
+
+# Language voices (files under espeak-ng-data/lang/) per BCP-47 primary language.
+ACCENTS: dict[str, tuple[str, ...]] = {
+    "en": (
+        "en-us",
+        "en",  # British English
+        "en-gb-scotland",
+        "en-gb-x-rp",
+        "en-gb-x-gbclan",
+        "en-gb-x-gbcwmd",
+        "en-029",
+        "en-us-nyc",
+    ),
+    "hu": ("hu",),
+}
+
+# Variants (espeak-ng-data/voices/!v) that sound like a plain human speaker and declare a
+# gender. Left out: klatt* and robot/effect voices (no gender, or not human-sounding) and
+# whisper* (unvoiced, breaks the energy-based timings).
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "male": (
+        "m1",
+        "m2",
+        "m3",
+        "m4",
+        "m5",
+        "m6",
+        "m7",
+        "m8",
+        "Andy",
+        "Lee",
+        "Denis",
+        "antonio",
+        "travis",
+        "victor",
+        "michel",
+    ),
+    "female": (
+        "f1",
+        "f2",
+        "f3",
+        "f4",
+        "f5",
+        "Annie",
+        "Andrea",
+        "belinda",
+        "linda",
+        "steph",
+        "anika",
+        "aunty",
+        "grandma",
+    ),
+}
+
+
+# Tokens eSpeak reads wrongly, respelled for synthesis only (the Utterance keeps the
+# script's tokens). Keys are the lower-cased token without surrounding punctuation; a value
+# in [[...]] is eSpeak phoneme input. Found in eSpeak's phoneme output: it spells
+# "mhm" letter by letter (en "em aitch em"), reads hu "mm" as "milliméter", and hu "..."
+# as "pont pont pont".
+_HUM = "[[m'hm]]"
+RESPELL: dict[str, dict[str, str]] = {
+    "en": {
+        **dict.fromkeys(("mhm", "mhmm", "m-hm", "mm-hm", "mm-hmm", "mmhm", "mmhmm"), _HUM),
+        **dict.fromkeys(("hm", "hmm", "hmmm"), "hmm"),
+        **dict.fromkeys(("mm", "mmm"), "[[m'm]]"),
+    },
+    "hu": {
+        **dict.fromkeys(("mhm", "mhmm", "m-hm", "mm-hm", "mm-hmm", "mmhm", "mmhmm"), _HUM),
+        **dict.fromkeys(("hm", "hmm", "hmmm"), "[[h'm]]"),
+        **dict.fromkeys(("mm", "mmm"), "[[m'm]]"),
+    },
+}
+_ELLIPSIS = {"hu": ","}  # replaces "..." and "…" inside tokens
+_TOKEN_PARTS = re.compile(r"^(\W*)(.*?)(\W*)$", re.DOTALL)
+
+
+def speech_tokens(tokens: list[str], language: str) -> list[str]:
+    """What eSpeak is given for each script token (same count, same order)."""
+    respell = RESPELL.get(language, {})
+    ellipsis = _ELLIPSIS.get(language)
+    spoken = []
+    for token in tokens:
+        token = token.replace("[[", "[").replace("]]", "]")  # no accidental phoneme input
+        lead, core, trail = _TOKEN_PARTS.match(token).groups()
+        core = respell.get(core.lower(), core)
+        token = lead + core + trail
+        if ellipsis is not None:
+            token = token.replace("...", ellipsis).replace("\u2026", ellipsis)
+        spoken.append(token)
+    return spoken
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),  # 1-based character index into the text
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),  # ms from the start of the message's audio
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_int * 2),  # union {int; const char*; char[8]}
+    ]
+
+
+_SynthCallback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
+)
+
+
+class _Engine:
+    """The process's libespeak-ng. Use through `_engine()`; `synthesize` is thread-safe."""
+
+    def __init__(self) -> None:
+        import espeakng_loader
+
+        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
+        lib.espeak_SetSynthCallback.restype = None
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        lib.espeak_SetVoiceByName.restype = ctypes.c_int
+        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        lib.espeak_SetParameter.restype = ctypes.c_int
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.POINTER(ctypes.c_uint),
+            ctypes.c_void_p,
+        ]
+        lib.espeak_Synth.restype = ctypes.c_int
+        data_path = espeakng_loader.get_data_path().encode()
+        sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, 0)
+        if sample_rate <= 0:
+            raise SynthesisError(f"espeak_Initialize failed with data path {data_path!r}")
+        self.lib = lib
+        self.sample_rate = int(sample_rate)
+        self.lock = threading.Lock()
+        self._pcm: list[np.ndarray] = []
+        self._events: list[tuple[int, int, int]] = []
+        # Kept on the engine for the life of the process: the C library calls it later,
+        # and a collected ctypes callback is a segfault.
+        self._callback = _SynthCallback(self._on_audio)
+        lib.espeak_SetSynthCallback(self._callback)
+
+    def _on_audio(self, wav, num_samples, events) -> int:
+        try:
+            if num_samples > 0 and wav:
+                self._pcm.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
+            i = 0
+            while events and events[i].type != _EVENT_LIST_TERMINATED:
+                event = events[i]
+                self._events.append((event.type, event.text_position, event.audio_position))
+                i += 1
+            return 0
+        except Exception:  # noqa: BLE001 - must not cross into C; abort the message
+            return 1
+
+    def synthesize(
+        self, text: str, voice_name: str, rate: int, pitch: int, pitch_range: int, volume: int
+    ) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+        """int16 PCM and (event type, 1-based text position, audio ms) for one message."""
+        data = text.encode("utf-8")
+        with self.lock:
+            self._pcm, self._events = [], []
+            try:
+                if self.lib.espeak_SetVoiceByName(voice_name.encode()) != 0:
+                    raise SynthesisError(
+                        f"eSpeak has no voice {voice_name!r}; use one from "
+                        "EspeakBackend().voices(language)"
+                    )
+                for param, value in (
+                    (_PARAM_RATE, rate),
+                    (_PARAM_PITCH, pitch),
+                    (_PARAM_RANGE, pitch_range),
+                    (_PARAM_VOLUME, volume),
+                ):
+                    self.lib.espeak_SetParameter(param, int(value), 0)
+                status = self.lib.espeak_Synth(
+                    data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _PHONEMES, None, None
+                )
+                if status != 0:
+                    raise SynthesisError(f"espeak_Synth returned error {status} for {text!r}")
+                pcm = np.concatenate(self._pcm) if self._pcm else np.zeros(0, np.int16)
+                return pcm, self._events
+            finally:
+                self._pcm, self._events = [], []
+
+
+_ENGINE: _Engine | None = None
+_ENGINE_LOCK = threading.Lock()
+
+
+def _engine() -> _Engine:
+    global _ENGINE
+    if _ENGINE is None:
+        with _ENGINE_LOCK:
+            if _ENGINE is None:
+                _ENGINE = _Engine()
+    return _ENGINE
+
+
+def _reset_locks_after_fork() -> None:
+    """A child forked while another thread synthesized must not inherit a held lock."""
+    global _ENGINE_LOCK
+    _ENGINE_LOCK = threading.Lock()
+    if _ENGINE is not None:
+        _ENGINE.lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks_after_fork)
+
+
+def word_starts(tokens: list[str], events: list[tuple[int, int, int]], end_s: float) -> list[float]:
+    """Start of each token's slot (seconds) from WORD events over `" ".join(tokens)`.
+
+    An event belongs to the token containing its character (a space belongs to the next
+    token); the first event of a token gives its start, later ones (a number read as
+    several words) are ignored. A token gets an event's time only if it is later than the
+    previous anchored token's; tokens without one (punctuation, words eSpeak merged) share
+    the time between the anchors around them in proportion to their lengths.
+    """
+    owner: list[int] = []  # character index -> token index
+    for k, token in enumerate(tokens):
+        owner.extend([k] * len(token))
+        owner.append(k + 1)  # the space after token k
+    anchors: dict[int, float] = {}
+    last_k, last_t = -1, -1.0
+    for kind, position, audio_ms in events:
+        if kind != _EVENT_WORD or not 1 <= position <= len(owner):
+            continue
+        k, t = owner[position - 1], audio_ms / 1000.0
+        if k >= len(tokens) or k <= last_k or t > end_s:
+            continue
+        if k == 0 or t > last_t:
+            anchors[k], last_k, last_t = t, k, t
+    anchors.setdefault(0, 0.0)
+    starts = [0.0] * len(tokens)
+    anchored = sorted(anchors) + [len(tokens)]
+    for a, b in pairwise(anchored):
+        t_a = anchors[a]
+        t_b = anchors[b] if b < len(tokens) else max(end_s, t_a)
+        lengths = np.array([len(tokens[k]) for k in range(a, b)], dtype=np.float64)
+        offsets = np.concatenate(([0.0], np.cumsum(lengths)[:-1])) / lengths.sum()
+        for k, frac in zip(range(a, b), offsets, strict=True):
+            starts[k] = t_a + frac * (t_b - t_a)
+    return starts
+
+
+class EspeakBackend:
+    """The default TTS backend: fast, offline, en + hu (DESIGN section 6).
+
+    Options (config `tts=espeak`): `rate` in words per minute, `pitch` and `pitch_range`
+    on eSpeak's 0-100 scale (50 = the variant's own), each an inclusive [low, high] range
+    that `pick_voices` samples from; `volume` 0-200 (100 = normal); `threshold_db`, the
+    silence threshold relative to the peak used to tighten word times.
+    """
+
+    name = "espeak"
+
+    def __init__(
+        self,
+        rate: tuple[int, int] = (150, 190),
+        pitch: tuple[int, int] = (35, 70),
+        pitch_range: tuple[int, int] = (40, 90),
+        volume: int = 100,
+        threshold_db: float = -50.0,
+        lead_s: float = 0.02,
+        tail_s: float = 0.05,
+    ) -> None:
+        for key, (low, high) in (("rate", rate), ("pitch", pitch), ("pitch_range", pitch_range)):
+            if low > high:
+                raise ValueError(f"tts option {key}={[low, high]}: low must not exceed high")
+        self.rate = (int(rate[0]), int(rate[1]))
+        self.pitch = (int(pitch[0]), int(pitch[1]))
+        self.pitch_range = (int(pitch_range[0]), int(pitch_range[1]))
+        self.volume = int(volume)
+        self.threshold_db = float(threshold_db)
+        self.lead_s = float(lead_s)
+        self.tail_s = float(tail_s)
+
+    @property
+    def sample_rate(self) -> int:
+        return _engine().sample_rate
+
+    def setup(self) -> None:
+        _engine()
+
+    @staticmethod
+    def _accents(language: str) -> tuple[str, ...]:
+        primary = language.replace("_", "-").split("-")[0].lower()
+        if primary not in ACCENTS:
+            known = ", ".join(sorted(ACCENTS))
+            raise ValueError(
+                f"espeak backend has no voices for language {language!r}; supported: {known}"
+            )
+        return ACCENTS[primary]
+
+    def voices(self, language: str) -> list[dict]:
+        """Every accent x variant for the language, at the middle of the option ranges."""
+        mid = [(low + high) // 2 for low, high in (self.rate, self.pitch, self.pitch_range)]
+        return [
+            {
+                "backend": self.name,
+                "name": f"{accent}+{variant}",
+                "gender": gender,
+                "rate": mid[0],
+                "pitch": mid[1],
+                "range": mid[2],
+            }
+            for accent in self._accents(language)
+            for gender, variants in VARIANTS.items()
+            for variant in variants
+        ]
+
+    def pick_voices(self, language: str, count: int, rng: random.Random) -> list[dict]:
+        """`count` voices with distinct variants, alternating genders while both last, each
+        with a random accent of the language and jittered rate, pitch and range."""
+        accents = self._accents(language)
+        pools = {gender: list(variants) for gender, variants in VARIANTS.items()}
+        available = sum(len(pool) for pool in pools.values())
+        if not 0 <= count <= available:
+            raise ValueError(
+                f"pick_voices count={count}: espeak has {available} distinct variants per language"
+            )
+        for gender in sorted(pools):
+            rng.shuffle(pools[gender])
+        order = sorted(pools)
+        rng.shuffle(order)
+        picked: list[dict] = []
+        while len(picked) < count:
+            gender = next(g for g in order if pools[g])
+            order.remove(gender)
+            order.append(gender)
+            picked.append(
+                {
+                    "backend": self.name,
+                    "name": f"{rng.choice(accents)}+{pools[gender].pop()}",
+                    "gender": gender,
+                    "rate": rng.randint(*self.rate),
+                    "pitch": rng.randint(*self.pitch),
+                    "range": rng.randint(*self.pitch_range),
+                }
+            )
+        return picked
+
+    def synthesize(self, text: str, voice: dict, turn: int, speaker: str) -> Utterance:
+        tokens = text.split()
+        where = f"turn {turn} (speaker {speaker!r})"
+        if not tokens:
+            raise SynthesisError(f"{where}: text is empty; nothing to synthesize")
+        if "name" not in voice:
+            raise SynthesisError(f"{where}: voice {voice!r} has no 'name' (e.g. 'en-us+m3')")
+        language = str(voice["name"]).split("+")[0].split("-")[0].lower()
+        spoken = speech_tokens(tokens, language)
+        engine = _engine()
+        pcm, events = engine.synthesize(
+            " ".join(spoken),
+            str(voice["name"]),
+            rate=min(max(int(voice.get("rate", 175)), 80), 450),
+            pitch=min(max(int(voice.get("pitch", 50)), 0), 100),
+            pitch_range=min(max(int(voice.get("range", 50)), 0), 100),
+            volume=int(voice.get("volume", self.volume)),
+        )
+        sr = engine.sample_rate
+        samples = pcm.astype(np.float32) / np.float32(32768.0)
+        if samples.size == 0 or not voiced_frames(samples, sr).any():
+            raise SynthesisError(
+                f"{where}: eSpeak produced no audio for {text!r} with voice {voice['name']!r}"
+            )
+        duration = samples.size / sr
+        starts = word_starts(spoken, events, duration)
+        spans = refine_word_ends(samples, sr, starts, duration, threshold_db=self.threshold_db)
+        words = [(tok, s, e) for tok, (s, e) in zip(tokens, spans, strict=True)]
+        samples, words = trim_to_words(samples, sr, words, self.lead_s, self.tail_s)
+        return Utterance(turn=turn, speaker=speaker, sample_rate=sr, samples=samples, words=words)

@@ -96,9 +96,11 @@ def _hours_reached(writer: ShardWriter, hours_goal: float | None) -> bool:
 def _init_ray(config: GenerateConfig) -> None:
     import ray
 
+    # "local" starts a private instance instead of joining whatever `ray start` left running.
     address = config.ray.address or os.environ.get("RAY_ADDRESS")
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     ray.init(
-        address=address,
+        address=address or "local",
         num_cpus=None if address else config.ray.num_cpus,
         ignore_reinit_error=True,
         include_dashboard=False,

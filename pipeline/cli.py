@@ -20,6 +20,17 @@ CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 JOBS: dict[str, tuple[str, str, str]] = {
     "generate": ("pipeline.jobs", "generate_job",
                  "scenarios -> scripts -> speech -> timeline -> labels -> Parquet shards"),
+    "export": ("pipeline.exports.job", "export_job",
+               "NeMo / Lhotse / RTTM / STM exports and BayLing / Moshi training views"),
+    "evalset": ("pipeline.evalset", "evalset_job",
+                "four-axis full-duplex evaluation sets (Full-Duplex-Bench style)"),
+    "score": ("pipeline.score", "score_job", "score a duplex model's outputs on an evalset"),
+    "dpo": ("pipeline.dpo", "dpo_job", "chosen / rejected duplex pairs for preference tuning"),
+    "mix": ("pipeline.asr_mix", "mix_job", "real + synthetic ASR training manifests by hours"),
+    "fit-timing": ("pipeline.fit_timing", "fit_timing_job",
+                   "fit a timing profile from real conversations (RTTM, NeMo, Lhotse)"),
+    "card": ("pipeline.card", "card_job", "write or refresh the dataset card (README.md)"),
+    "publish": ("pipeline.publish", "publish_job", "upload a dataset to the Hugging Face Hub"),
 }
 
 
@@ -51,7 +62,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"duplexsynth: unknown job {job!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)
     module, function, _ = JOBS[job]
-    handler = getattr(import_module(module), function)
+    try:
+        handler = getattr(import_module(module), function)
+    except ModuleNotFoundError as error:
+        if error.name != module:
+            raise
+        print(f"duplexsynth: job {job!r} is not built yet ({module})", file=sys.stderr)
+        raise SystemExit(2) from None
+    if not Path(CONF_DIR, f"{job}.yaml").exists():
+        print(f"duplexsynth: conf/{job}.yaml is missing", file=sys.stderr)
+        raise SystemExit(2)
     sys.argv = [f"duplexsynth-{job}", *overrides]
     run_job(job, handler)
 

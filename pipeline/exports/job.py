@@ -1,0 +1,35 @@
+"""`duplexsynth export dataset=D out.dir=O format=nemo|lhotse|rttm|stm` or `view=bayling|moshi`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import import_module
+from pathlib import Path
+
+from pipeline.exports import FORMATS, VIEWS
+from pipeline.jobs import fail
+
+
+def export_job(raw: dict) -> dict:
+    dataset, out = raw.get("dataset"), (raw.get("out") or {}).get("dir")
+    if not dataset:
+        fail(ValueError("dataset: missing; set dataset=<folder written by generate>"))
+    if not out:
+        fail(ValueError("out.dir: missing; set out.dir=<folder for the export>"))
+    chosen: list[tuple[str, str]] = []
+    for key, registry in (("format", FORMATS), ("view", VIEWS)):
+        names = raw.get(key) or []
+        for name in [names] if isinstance(names, str) else names:
+            if name not in registry:
+                fail(ValueError(f"{key}: {name!r} is unknown; allowed: {sorted(registry)}"))
+            chosen.append((name, registry[name]))
+    if not chosen:
+        fail(ValueError(f"set format=<{'|'.join(FORMATS)}> or view=<{'|'.join(VIEWS)}>"))
+    summaries = {}
+    for name, module in chosen:
+        options = dict((raw.get("options") or {}).get(name) or {})
+        target = Path(out).expanduser().resolve() / name
+        summaries[name] = import_module(module).export(Path(dataset).resolve(), target, options)
+        print(f"{name}: {json.dumps(summaries[name])}", file=sys.stderr)
+    return summaries

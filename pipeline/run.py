@@ -99,6 +99,9 @@ def _init_ray(config: GenerateConfig) -> None:
     # "local" starts a private instance instead of joining whatever `ray start` left running.
     address = config.ray.address or os.environ.get("RAY_ADDRESS")
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    # A cluster job brings its code in the job's runtime_env (jobs/submit.sh: --working-dir);
+    # a private local instance gets this checkout on its workers' path.
+    local_env = {"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}}
     ray.init(
         address=address or "local",
         num_cpus=None if address else config.ray.num_cpus,
@@ -106,7 +109,7 @@ def _init_ray(config: GenerateConfig) -> None:
         include_dashboard=False,
         logging_level=logging.WARNING,
         log_to_driver=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}},
+        runtime_env=None if address else local_env,
     )
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True

@@ -63,8 +63,8 @@ def test_sigkill_at_several_moments_then_rerun_gives_exactly_the_plan(tmp_path):
     # 2 and 3: killed right after the first, then after a later, shard was renamed into place
     for finished in (1, 3):
         process = start(out)
-        assert wait_for(lambda n=finished: len(shards(out)) >= n or process.poll() is not None,
-                        timeout=240)
+        assert wait_for(lambda n=finished, p=process: len(shards(out)) >= n
+                        or p.poll() is not None, timeout=240)
         kill_group(process)
         for path in shards(out):
             pq.read_table(path)  # every shard on disk is complete and readable

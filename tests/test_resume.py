@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -34,10 +35,8 @@ def shards(out: Path) -> list[Path]:
 def kill_group(process: subprocess.Popen) -> None:
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # the job's own Ray processes
-    except ProcessLookupError:
-        pass
 
 
 def start(out: Path) -> subprocess.Popen:

@@ -16,20 +16,22 @@ import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import GenerateConfig
-from pipeline.scenarios import PlanSettings, plan_scenario
+from pipeline.scenarios import PlanSettings
 from pipeline.sink import ShardStats, ShardWriter, iter_shards, shard_indices, shard_of
-from pipeline.stages import AssembleStage, SpeakStage, WriteStage
+from pipeline.stages import AssembleStage, PlanStage, SpeakStage, WriteStage
 from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
 
 log = logging.getLogger("duplexsynth")
 
 AVERAGE_DIALOGUE_S = 60.0
+# Planning and writing (offline composer, or waiting on an LLM endpoint) barely use a core;
+# reserving a whole one per actor would starve synthesis and rendering on a small machine.
+LIGHT_STAGE_CPUS = 0.25
 
 
 def plan_settings(config: GenerateConfig) -> PlanSettings:
@@ -55,17 +57,11 @@ def planned_count(config: GenerateConfig) -> int:
     return config.budget.dialogues
 
 
-def scenario_rows(config: GenerateConfig, shards: list[int], planned: int) -> Iterator[dict]:
-    from pipeline.tts import backend_from_config
-
-    settings = plan_settings(config)
-    backend = backend_from_config(config.tts.model_dump())
-    size = config.sink.shard_dialogues
-    for shard in shards:
-        for index in shard_indices(shard, size, planned):
-            scenario = plan_scenario(index, config.seed, settings, backend.pick_voices)
-            yield {"index": index, "shard": shard, "id": scenario.id,
-                   "scenario": scenario.model_dump_json(), "reject": None}
+def shard_rows(row: dict, shard_dialogues: int, planned: int) -> list[dict]:
+    """Expand one shard into its scenario indices (runs inside Ray: the driver keeps shards)."""
+    shard = int(row["shard"])
+    return [{"index": index, "shard": shard, "reject": None}
+            for index in shard_indices(shard, shard_dialogues, planned)]
 
 
 def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
@@ -82,8 +78,7 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
     hours_goal = config.budget.hours
     if todo and not _hours_reached(writer, hours_goal):
         _init_ray(config)
-        rows = list(scenario_rows(config, todo, planned))
-        _stream(config, raw_config, rows, writer, planned, hours_goal, started)
+        _stream(config, todo, writer, planned, hours_goal)
     summary = _summary(config, raw_config, writer, planned, time.monotonic() - started)
     _atomic_write(root / "run.json", json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
@@ -119,31 +114,36 @@ def _init_ray(config: GenerateConfig) -> None:
 
 def _stream(
     config: GenerateConfig,
-    raw_config: dict[str, Any],
-    rows: list[dict],
+    shards: list[int],
     writer: ShardWriter,
     planned: int,
     hours_goal: float | None,
-    started: float,
 ) -> None:
     import ray
     from tqdm import tqdm
 
     stage_config = config.model_dump()
     batch = config.ray.batch_size
+    size = config.sink.shard_dialogues
+    dialogues = sum(len(shard_indices(s, size, planned)) for s in shards)
     dataset = (
-        ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // batch))
+        ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=len(shards))
+        .flat_map(shard_rows, fn_kwargs={"shard_dialogues": size, "planned": planned},
+                  num_cpus=LIGHT_STAGE_CPUS)
+        .map_batches(PlanStage, fn_constructor_args=(stage_config,), batch_size=batch,
+                     batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=1),
+                     num_cpus=LIGHT_STAGE_CPUS)
         .map_batches(WriteStage, fn_constructor_args=(stage_config,), batch_size=batch,
-                     batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=1))
+                     batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=1),
+                     num_cpus=LIGHT_STAGE_CPUS)
         .map_batches(SpeakStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=config.ray.speak_workers))
         .map_batches(AssembleStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas")
     )
-    size = config.sink.shard_dialogues
     done_hours = writer.totals().audio_s / 3600
-    progress = tqdm(total=len(rows), unit="dlg", disable=not config.progress,
+    progress = tqdm(total=dialogues, unit="dlg", disable=not config.progress,
                     desc="generate", dynamic_ncols=True, file=sys.stderr)
     pending: dict[int, list[dict]] = {}
     for row in dataset.iter_rows():

@@ -19,6 +19,7 @@ import pandas as pd
 from pipeline import __version__
 from pipeline.labels import asr_segments, duplex_labels
 from pipeline.render import render
+from pipeline.scenarios import plan_scenario
 from pipeline.schema import DialogueScript, ScenarioSpec, Utterance
 from pipeline.script_check import ScriptRejected, check_script
 from pipeline.sink import flac_bytes
@@ -58,6 +59,24 @@ class RowStage:
         if row.get("reject"):
             return row
         return self.process(row)
+
+
+class PlanStage(RowStage):
+    """index -> ScenarioSpec; voices come from the TTS backend's registry (no engine needed)."""
+
+    def setup(self) -> None:
+        from pipeline.config import GenerateConfig
+        from pipeline.run import plan_settings
+        from pipeline.tts import backend_from_config
+
+        config = GenerateConfig.model_validate(self.config)
+        self.settings = plan_settings(config)
+        self.pick_voices = backend_from_config(self.config["tts"]).pick_voices
+
+    def process(self, row: Row) -> Row:
+        scenario = plan_scenario(int(row["index"]), self.config["seed"], self.settings,
+                                 self.pick_voices)
+        return {**row, "id": scenario.id, "scenario": scenario.model_dump_json()}
 
 
 class WriteStage(RowStage):

@@ -258,7 +258,6 @@ def card_context(dataset: Path, stats: DatasetStats, run: dict, settings: CardSe
         "writers": stats.generators.most_common(),
         "tts_backends": stats.tts_backends.most_common(),
         "voices_by_backend": sorted(voices_by_backend.items()),
-        "voice_settings": len(stats.voice_settings),
         "genders": sorted(genders.items()),
         "prompts": [(key, counter.most_common(8)) for key, counter in
                     sorted(stats.provenance.items()) if "prompt" in key],

@@ -2,9 +2,9 @@
 
 Why from the shards: a dataset is often generated in several resumed runs, on several machines,
 so only the shards know what is really in it. Reading is streaming and column-wise (pyarrow
-batches of the small JSON/number columns, never the audio), so memory grows with the number of
-dialogues only through one float per dialogue and one per speaker transfer (for the plots and
-the timing medians). All durations are seconds unless a name says hours.
+batches of the small JSON/number columns, never the audio), so memory grows with the size of
+the dataset only through one number per dialogue, per segment (float32) and per speaker
+transfer (for the plots and the medians). All durations are seconds unless a name says hours.
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ class DatasetStats:
     domains: Counter[str] = field(default_factory=Counter)
     speakers_per_dialogue: Counter[int] = field(default_factory=Counter)
     voice_speech_s: Counter[str] = field(default_factory=Counter)
-    voice_settings: set[str] = field(default_factory=set)
     voice_genders: dict[str, str] = field(default_factory=dict)
     requested: Counter[str] = field(default_factory=Counter)
     realized: Counter[str] = field(default_factory=Counter)
@@ -68,7 +67,7 @@ class DatasetStats:
     provenance_totals: Counter[str] = field(default_factory=Counter)
     timing: TimingAccumulator = field(default_factory=TimingAccumulator)
     dialogue_durations: list[float] = field(default_factory=list)
-    segment_durations: list[float] = field(default_factory=list)
+    segment_durations: list[np.ndarray] = field(default_factory=list)
     shard_planned: int = 0
     shard_written: int = 0
     shard_rejected: Counter[str] = field(default_factory=Counter)
@@ -85,14 +84,14 @@ class DatasetStats:
 
     def summary(self) -> dict[str, Any]:
         durations = np.asarray(self.dialogue_durations, dtype=float)
-        segments = np.asarray(self.segment_durations, dtype=float)
+        segments = (np.concatenate(self.segment_durations) if self.segment_durations
+                    else np.zeros(0, dtype=np.float32))
         return {
             "dialogues": self.dialogues,
             "segments": self.segments,
             "hours": round(self.hours, 4),
             "segment_hours": round(self.segment_s / 3600, 4),
             "speakers": self.speakers,
-            "voice_settings": len(self.voice_settings),
             "languages": {k: v.as_row() for k, v in sorted(self.languages.items())},
             "domains": dict(self.domains.most_common()),
             "speakers_per_dialogue": dict(sorted(self.speakers_per_dialogue.items())),
@@ -143,10 +142,10 @@ def dataset_stats(dataset: Path) -> DatasetStats:
         for row in _rows(batch):
             _add_dialogue(stats, row)
     for batch in _batches(segment_paths, SEGMENT_COLUMNS):
+        stats.segment_durations.append(np.asarray(batch["duration_s"], dtype=np.float32))
         for language, duration in zip(batch["language"], batch["duration_s"], strict=True):
             stats.segments += 1
             stats.segment_s += duration
-            stats.segment_durations.append(duration)
             stats.languages.setdefault(language, LanguageStats()).segments += 1
             stats.languages[language].segment_s += duration
     totals = ShardWriter(Path(dataset), sample_rate=16000).totals()
@@ -192,7 +191,6 @@ def _add_dialogue(stats: DatasetStats, row: dict[str, Any]) -> None:
         key = voice_key(voice)
         voices[speaker["id"]] = key
         per_language.voices.add(key)
-        stats.voice_settings.add(json.dumps(voice, sort_keys=True))
         if voice.get("gender"):
             stats.voice_genders[key] = voice["gender"]
     for placed in timeline["segments"]:

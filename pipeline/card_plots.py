@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pipeline.timing import LogNormal  # noqa: E402
@@ -129,5 +130,7 @@ def speaker_hours(speech_s: Mapping[str, float], genders: Mapping[str, str], pat
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("speech (hours)" if in_hours else "speech (minutes)")
-    ax.set_title(f"Speech per voice ({len(ranked)} voices; blue male, orange female)")
+    ax.set_title(f"Speech per voice ({len(ranked)} voices)")
+    ax.legend(handles=[Patch(color=BLUE, label="male"), Patch(color=ORANGE, label="female")],
+              frameon=False, fontsize=8, loc="lower right")
     return _save(fig, path)

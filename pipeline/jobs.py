@@ -32,4 +32,22 @@ def generate_job(raw: dict) -> dict:
         f"-> {config.output_dir}",
         file=sys.stderr,
     )
+    write_card_after_run(config.output_dir)
     return summary
+
+
+def write_card_after_run(dataset) -> None:
+    """The card never costs the data: shards and run.json are final before it starts. A card
+    failure is reported and ends the run with status 3 so scripts notice; `duplexsynth card
+    sink.dir=...` retries it alone."""
+    from pipeline.card import write_card
+
+    try:
+        result = write_card(dataset)
+    except Exception as error:  # noqa: BLE001 - any card failure leaves the dataset intact
+        log.warning("data card failed: %s", error)
+        print(f"duplexsynth: the data card failed ({type(error).__name__}: {error}); the "
+              f"dataset in {dataset} is complete; retry with `duplexsynth card "
+              f"sink.dir={dataset}`", file=sys.stderr)
+        raise SystemExit(3) from None
+    print(f"card: {result.path}", file=sys.stderr)

@@ -1,0 +1,376 @@
+"""The data card: `<dataset>/README.md` with Hub metadata, statistics, plots and provenance.
+
+Why a card: on the Hub the README is what a reader judges the dataset by, and a synthetic
+speech dataset has to say plainly that its voices are synthetic and which generators made it.
+Everything in the card is read back from the dataset folder (shards, their metadata, run.json),
+so `duplexsynth card` can refresh the card of any dataset, also one built by resumed runs.
+
+The YAML front matter is produced by the libraries that read it: huggingface_hub's
+`DatasetCardData` and datasets' `MetadataConfigs` / `DatasetInfosDict` (configs with
+data_files, dataset_info with the shards' own Audio-typed features), then checked by parsing it
+back with `DatasetCard` and datasets (the Hub's validate-yaml endpoint is not reachable here).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline import card_plots
+from pipeline.card_stats import PHENOMENA, DatasetStats, dataset_stats
+from pipeline.dataset import DatasetNotFound, run_info, shard_paths
+from pipeline.sink import DIALOGUES, SEGMENTS
+from pipeline.timing import TimingSettings
+from pipeline.timing_stats import TIMING_KEYS
+
+log = logging.getLogger("duplexsynth")
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "data_cards"
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                   (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"),
+                   (100_000_000, "10M<n<100M"))
+SECRET_KEY = re.compile(r"(token|secret|passw|api_?key|authorization|credential)", re.I)
+SECRET_ENV = re.compile(r"(TOKEN|SECRET|PASSW|API_?KEY|CREDENTIAL)", re.I)
+REDACTED = "<redacted>"
+# What the card says about each generator's licence; unknown ones are listed as such.
+GENERATOR_LICENCES = {
+    "offline": "duplexsynth's offline composer and its phrase banks (Apache-2.0)",
+    "espeak": "eSpeak NG (GPL-3.0-or-later engine, via the espeakng-loader wheel); "
+              "the GPL covers the engine, not the audio it produces",
+}
+CARD_PACKAGES = ("huggingface_hub", "matplotlib", "jinja2")
+PLOTS = {
+    "dialogue_durations": "dialogue_durations.png",
+    "transfer_offsets": "transfer_offsets.png",
+    "phenomena": "phenomena.png",
+    "speaker_hours": "speaker_hours.png",
+}
+
+
+class CardError(ValueError):
+    """The card cannot be written or does not validate; the message says what to fix."""
+
+
+class CardSettings(BaseModel):
+    """conf/card.yaml `card:` keys (defaults equal; `generate` uses these defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+    pretty_name: str | None = None
+    license: str = "cc-by-4.0"
+    task_categories: list[str] = Field(default_factory=lambda: [
+        "automatic-speech-recognition", "audio-to-audio", "voice-activity-detection"])
+    tags: list[str] = Field(default_factory=lambda: [
+        "synthetic", "speech", "full-duplex", "turn-taking", "dialogue", "backchannel",
+        "interruption", "duplexsynth"])
+    repo_id: str | None = Field(None, description="shown in the loading example")
+    template: str = "dataset_card.md.j2"
+    plots_dir: str = "plots"
+    top_voices: int = Field(25, ge=1)
+
+
+@dataclass
+class CardResult:
+    path: Path
+    plots: list[Path]
+    stats: DatasetStats
+
+
+def write_card(dataset: Path, settings: CardSettings | None = None) -> CardResult:
+    """Compute statistics, draw the plots, render and validate README.md in `dataset`."""
+    settings = settings or CardSettings()
+    dataset = Path(dataset).expanduser().resolve()
+    stats = dataset_stats(dataset)
+    if stats.dialogues == 0:
+        raise CardError(f"dataset={dataset}: the shards hold no dialogue; nothing to describe")
+    run = run_info(dataset)
+    plots = _draw_plots(dataset, stats, run, settings)
+    text = scrub_secrets(render_card(dataset, stats, run, settings, plots))
+    validate_card(text, dataset)
+    target = dataset / "README.md"
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, target)
+    return CardResult(target, [dataset / p for p in plots.values()], stats)
+
+
+def _draw_plots(dataset: Path, stats: DatasetStats, run: dict,
+                settings: CardSettings) -> dict[str, str]:
+    folder = dataset / settings.plots_dir
+    gap, overlap, share = timing_targets(run)
+    card_plots.dialogue_durations(stats.dialogue_durations, folder / PLOTS["dialogue_durations"])
+    card_plots.transfer_offsets(stats.timing.offsets, gap, overlap, share,
+                                folder / PLOTS["transfer_offsets"])
+    card_plots.phenomena_counts({k: stats.requested[k] for k in PHENOMENA},
+                                {k: stats.realized[k] for k in PHENOMENA},
+                                folder / PLOTS["phenomena"])
+    card_plots.speaker_hours(stats.voice_speech_s, stats.voice_genders,
+                             folder / PLOTS["speaker_hours"], top=settings.top_voices)
+    return {name: f"{settings.plots_dir}/{file}" for name, file in PLOTS.items()}
+
+
+def timing_targets(run: dict):
+    """The gap / overlap distributions and overlapped-transfer share the run aimed at."""
+    settings = TimingSettings.from_config((run.get("config") or {}).get("timing") or {})
+    target = (run.get("timing") or {}).get("target") or {}
+    plan = (run.get("config") or {}).get("plan") or {}
+    share = float(target.get("overlap_transfer_ratio", plan.get("overlap_rate", 0.3)))
+    return settings.gap, settings.overlap, share
+
+
+def size_category(rows: int) -> str:
+    for limit, name in SIZE_CATEGORIES:
+        if rows < limit:
+            return name
+    return "n>100M" if rows < 1_000_000_000 else "other"
+
+
+def card_metadata(dataset: Path, stats: DatasetStats, settings: CardSettings, pretty_name: str):
+    """The YAML front matter as a DatasetCardData, written by the libraries that read it."""
+    from datasets import DatasetInfo, Features, SplitDict, SplitInfo
+    from datasets.info import DatasetInfosDict
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCardData
+
+    languages = sorted({code.split("-")[0].lower() for code in stats.languages})
+    card_data = DatasetCardData(
+        pretty_name=pretty_name,
+        language=languages,
+        license=settings.license,
+        annotations_creators=["machine-generated"],
+        language_creators=["machine-generated"],
+        multilinguality="monolingual" if len(languages) == 1 else "multilingual",
+        size_categories=[size_category(max(stats.dialogues, stats.segments))],
+        source_datasets=["original"],
+        task_categories=list(settings.task_categories),
+        tags=list(settings.tags),
+    )
+    rows = {DIALOGUES: stats.dialogues, SEGMENTS: stats.segments}
+    MetadataConfigs({
+        config: {"data_files": [{"split": "train", "path": f"data/{config}/train-*.parquet"}],
+                 **({"default": True} if config == DIALOGUES else {})}
+        for config in (DIALOGUES, SEGMENTS)
+    }).to_dataset_card_data(card_data)
+    infos = {}
+    for config in (DIALOGUES, SEGMENTS):
+        features = Features.from_arrow_schema(pq.read_schema(shard_paths(dataset, config)[0]))
+        files = stats.files[config]
+        splits = SplitDict()
+        splits.add(SplitInfo(name="train", num_bytes=files["uncompressed_bytes"],
+                             num_examples=rows[config]))
+        infos[config] = DatasetInfo(features=features, splits=splits, config_name=config,
+                                    download_size=files["bytes"],
+                                    dataset_size=files["uncompressed_bytes"])
+    DatasetInfosDict(infos).to_dataset_card_data(card_data)
+    return card_data
+
+
+def render_card(dataset: Path, stats: DatasetStats, run: dict, settings: CardSettings,
+                plots: dict[str, str]) -> str:
+    from huggingface_hub import DatasetCard
+
+    template = TEMPLATES_DIR / settings.template
+    if not template.exists():
+        raise CardError(f"card.template: {template} does not exist; templates live in "
+                        f"{TEMPLATES_DIR}")
+    names = {"en": "English", "hu": "Hungarian"}
+    languages = sorted(stats.languages)
+    pretty_name = settings.pretty_name or (
+        "duplexsynth synthetic conversations ("
+        + ", ".join(names.get(code, code) for code in languages) + ")")
+    card_data = card_metadata(dataset, stats, settings, pretty_name)
+    context = card_context(dataset, stats, run, settings, plots)
+    card = DatasetCard.from_template(card_data, template_path=template,
+                                     pretty_name=pretty_name, **context)
+    return str(card).rstrip() + "\n"
+
+
+def card_context(dataset: Path, stats: DatasetStats, run: dict, settings: CardSettings,
+                 plots: dict[str, str]) -> dict[str, Any]:
+    """Display-ready values for the template (numbers formatted here, not in Jinja)."""
+    summary = stats.summary()
+    config = redact(run.get("config") or {})
+    counts = run.get("counts") or {}
+    target = (run.get("timing") or {}).get("target") or {}
+    achieved = summary["timing"]
+    rejected = Counter(stats.shard_rejected)
+    planned = stats.shard_planned or counts.get("planned", stats.dialogues)
+    voices_by_backend: dict[str, list[str]] = {}
+    for key in sorted(stats.voice_speech_s):
+        backend, _, name = key.partition(":")
+        voices_by_backend.setdefault(backend, []).append(name)
+    genders = Counter(stats.voice_genders.get(k, "unknown") for k in stats.voice_speech_s)
+    generators = sorted(set(stats.generators) | set(stats.tts_backends))
+    size = stats.files[DIALOGUES]["bytes"] + stats.files[SEGMENTS]["bytes"]
+    return {
+        "load_path": settings.repo_id or str(dataset),
+        "repo_id": settings.repo_id,
+        "plots": plots,
+        "overview": [
+            ("Dialogues", f"{stats.dialogues:,}"),
+            ("Audio (mixed dialogues)", f"{stats.hours:.3f} h"),
+            ("ASR segments", f"{stats.segments:,} ({stats.segment_s / 3600:.3f} h)"),
+            ("Speakers (distinct synthetic voices)", f"{stats.speakers:,}"),
+            ("Languages", ", ".join(sorted(stats.languages))),
+            ("Domains", f"{len(stats.domains)}"),
+            ("Shards", f"{stats.files[DIALOGUES]['shards']} dialogues + "
+                       f"{stats.files[SEGMENTS]['shards']} segments ({_megabytes(size)})"),
+            ("Written / planned", f"{stats.shard_written:,} / {planned:,}"),
+        ],
+        "languages": [
+            (code, row["dialogues"], f"{row['hours']:.3f}", row["segments"],
+             f"{row['segment_hours']:.3f}", row["voices"])
+            for code, row in summary["languages"].items()
+        ],
+        "domains": [(name, count) for name, count in stats.domains.most_common()],
+        "speakers_per_dialogue": ", ".join(
+            f"{n} speakers: {c}" for n, c in sorted(stats.speakers_per_dialogue.items())),
+        "phenomena": [(name.replace("_", " "), stats.requested[name], stats.realized[name])
+                      for name in PHENOMENA],
+        "axis_events": sorted(stats.axis_events.items()),
+        "timing": [
+            (key.replace("_", " "), _fmt(target.get(key)), _fmt(achieved.get(key)))
+            for key in TIMING_KEYS
+        ],
+        "transfers": achieved.get("transfers", 0),
+        "durations": summary["dialogue_duration_s"],
+        "segment_durations": summary["segment_duration_s"],
+        "rejected": rejected.most_common(),
+        "rejected_total": sum(rejected.values()),
+        "planned": planned,
+        "run_counts": counts,
+        "config_hashes": stats.provenance.get("config_hash", Counter()).most_common(),
+        "generators": [(name, stats.generators.get(name, 0) or stats.tts_backends.get(name, 0),
+                        GENERATOR_LICENCES.get(name, "see the generator's own terms"))
+                       for name in generators],
+        "writers": stats.generators.most_common(),
+        "tts_backends": stats.tts_backends.most_common(),
+        "voices_by_backend": sorted(voices_by_backend.items()),
+        "genders": sorted(genders.items()),
+        "prompts": [(key, counter.most_common(8)) for key, counter in
+                    sorted(stats.provenance.items()) if "prompt" in key],
+        "provenance_other": [(key, counter.most_common(8)) for key, counter in
+                             sorted(stats.provenance.items())
+                             if "prompt" not in key and key not in ("config_hash", "run_seed")],
+        "provenance_totals": sorted(stats.provenance_totals.items()),
+        "seeds": stats.provenance.get("run_seed", Counter()).most_common(),
+        "versions": sorted({**(run.get("versions") or {}), **_card_versions()}.items()),
+        "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True).rstrip()
+        if config else "",
+        "has_run_json": bool(run),
+    }
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
+
+
+def _card_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in CARD_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def redact(value: Any) -> Any:
+    """Config with secret-looking values replaced (keys naming an env var, `*_env`, stay)."""
+    if isinstance(value, dict):
+        return {k: REDACTED if (SECRET_KEY.search(str(k)) and not str(k).endswith("_env")
+                                and v not in (None, "")) else redact(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def scrub_secrets(text: str) -> str:
+    """Remove the value of every secret-looking environment variable from `text`."""
+    for name, value in os.environ.items():
+        if SECRET_ENV.search(name) and len(value) >= 8 and value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def validate_card(text: str, dataset: Path) -> None:
+    """Parse the card back as the Hub and `datasets` would; raise CardError on any problem."""
+    from datasets import Features
+    from datasets.info import DatasetInfosDict
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCard
+
+    try:
+        card = DatasetCard(text)
+        configs = MetadataConfigs.from_dataset_card_data(card.data)
+        infos = DatasetInfosDict.from_dataset_card_data(card.data)
+    except (ValueError, TypeError, yaml.YAMLError) as error:
+        raise CardError(f"card metadata does not parse: {error}") from error
+    data = card.data.to_dict()
+    for key in ("language", "license", "task_categories", "size_categories", "tags",
+                "pretty_name"):
+        if not data.get(key):
+            raise CardError(f"card metadata: `{key}` is missing")
+    if data["size_categories"][0] not in {name for _, name in SIZE_CATEGORIES} | {"n>100M"}:
+        raise CardError(f"card metadata: size_categories {data['size_categories']} is unknown")
+    if set(configs) != {DIALOGUES, SEGMENTS} or set(infos) != {DIALOGUES, SEGMENTS}:
+        raise CardError(f"card metadata: configs {sorted(configs)} / dataset_info "
+                        f"{sorted(infos)} must both be {[DIALOGUES, SEGMENTS]}")
+    for config in (DIALOGUES, SEGMENTS):
+        for entry in configs[config]["data_files"]:
+            if not list(dataset.glob(entry["path"])):
+                raise CardError(f"card configs.{config}: {entry['path']} matches no file")
+        shard_features = Features.from_arrow_schema(
+            pq.read_schema(shard_paths(dataset, config)[0]))
+        if infos[config].features != shard_features:
+            raise CardError(f"card dataset_info.{config}: features differ from the shards")
+    if "synthetic" not in card.text.lower():
+        raise CardError("card text must say that the speech is synthetic")
+
+
+def card_job(raw: dict) -> dict:
+    """`duplexsynth card sink.dir=D` (or `dataset=D`): write or refresh D/README.md."""
+    from pipeline.jobs import fail
+
+    dataset = raw.get("dataset") or (raw.get("sink") or {}).get("dir")
+    if not dataset:
+        fail(ValueError("sink.dir: missing; set sink.dir=<folder written by generate>"))
+    try:
+        settings = CardSettings.model_validate(raw.get("card") or {})
+    except ValidationError as error:
+        problems = "; ".join(f"card.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                             for e in error.errors())
+        fail(ValueError(problems))
+        raise
+    try:
+        result = write_card(Path(dataset), settings)
+    except (DatasetNotFound, CardError) as error:
+        fail(error)
+        raise
+    stats = result.stats
+    print(f"card: {result.path} ({stats.dialogues} dialogues, {stats.hours:.3f} h, "
+          f"{stats.segments} segments, {stats.speakers} voices, {len(result.plots)} plots)",
+          file=sys.stderr)
+    return {"path": str(result.path), "plots": [str(p) for p in result.plots],
+            "stats": json.loads(json.dumps(stats.summary()))}

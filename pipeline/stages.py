@@ -63,7 +63,12 @@ class RowStage:
 
 class WriteStage(RowStage):
     def setup(self) -> None:
-        self.writer = make_writer(self.config["writer"])
+        if self.config["tts"]["name"] == "corpus":  # real utterances: the corpus is the script
+            from pipeline.corpus import CorpusWriter
+
+            self.writer = CorpusWriter()
+        else:
+            self.writer = make_writer(self.config["writer"])
 
     def process(self, row: Row) -> Row:
         scenario = ScenarioSpec.model_validate_json(row["scenario"])

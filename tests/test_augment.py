@@ -227,3 +227,11 @@ def test_disabled_changes_nothing():
 def test_bad_settings_name_the_key(bad, key):
     with pytest.raises(ValueError, match=key):
         check_settings(AugmentSettings.from_config({"enabled": True, **bad}))
+
+
+def test_generate_config_rejects_an_unknown_augment_key():
+    from pipeline.config import ConfigError, GenerateConfig
+
+    with pytest.raises(ConfigError, match=r"augment.noise.snr: unknown key"):
+        GenerateConfig.check({"augment": {"enabled": True, "noise": {"snr": [1, 2]}}})
+    assert GenerateConfig.check({"augment": {"enabled": True, "telephone": {"prob": 1}}})

@@ -50,7 +50,7 @@ class TtsConfig(BaseModel):
     """`name` picks the backend; every other key goes to its constructor."""
 
     model_config = ConfigDict(extra="allow")
-    name: Literal["espeak"] = "espeak"
+    name: Literal["espeak", "coqui", "corpus"] = "espeak"
 
     @property
     def options(self) -> dict[str, Any]:
@@ -94,6 +94,7 @@ class GenerateConfig(Strict):
     writer: WriterConfig = Field(default_factory=WriterConfig)
     tts: TtsConfig = Field(default_factory=TtsConfig)
     timing: dict[str, Any] = Field(default_factory=dict)
+    augment: dict[str, Any] = Field(default_factory=dict, description="see pipeline/augment.py")
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     sink: SinkConfig = Field(default_factory=SinkConfig)
@@ -123,7 +124,8 @@ class GenerateConfig(Strict):
             )
         if config.budget.dialogues is None and config.budget.hours is None:
             raise ConfigError("budget: set budget.dialogues=N or budget.hours=H")
-        _check_backend_options(config.tts)
+        _check_backend_options(config.tts, config.languages)
+        _check_augment(config.augment)
         return config
 
     @property
@@ -143,10 +145,23 @@ def _explain(error: ValidationError) -> str:
     return "invalid config:\n  " + "\n  ".join(lines)
 
 
-def _check_backend_options(tts: TtsConfig) -> None:
+def _check_backend_options(tts: TtsConfig, languages: list[str]) -> None:
+    """Build the backend (no model is loaded) and ask it for each language's voices, so a
+    bad option or a language the backend cannot speak fails before any work."""
     from pipeline.tts import backend_from_config
 
     try:
-        backend_from_config(tts.model_dump())
+        backend = backend_from_config(tts.model_dump())
+        for language in languages:
+            backend.voices(language)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"tts ({tts.name}): {error}; see conf/tts/{tts.name}.yaml") from None
+
+
+def _check_augment(augment: dict[str, Any]) -> None:
+    from pipeline.augment import AugmentSettings, check_settings
+
+    try:
+        check_settings(AugmentSettings.from_config(augment))
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{error}; see conf/augment/default.yaml") from None

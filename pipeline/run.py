@@ -46,7 +46,7 @@ def plan_settings(config: GenerateConfig) -> PlanSettings:
         interruption_rate=plan.interruption_rate,
         pause_rate=plan.pause_rate,
         overlap_rate=plan.overlap_rate,
-        generator=config.writer.name,
+        generator="corpus" if config.tts.name == "corpus" else config.writer.name,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline import __version__
+from pipeline.augment import augment_rendered
 from pipeline.labels import asr_segments, duplex_labels
 from pipeline.render import render
 from pipeline.scenarios import plan_scenario
@@ -81,7 +82,12 @@ class PlanStage(RowStage):
 
 class WriteStage(RowStage):
     def setup(self) -> None:
-        self.writer = make_writer(self.config["writer"])
+        if self.config["tts"]["name"] == "corpus":  # real utterances: the corpus is the script
+            from pipeline.corpus import CorpusWriter
+
+            self.writer = CorpusWriter()
+        else:
+            self.writer = make_writer(self.config["writer"])
 
     def process(self, row: Row) -> Row:
         scenario = ScenarioSpec.model_validate_json(row["scenario"])
@@ -126,6 +132,8 @@ class AssembleStage(RowStage):
         speaker_order = [s.id for s in scenario.speakers]
         sample_rate = config["sink"]["sample_rate"]
         rendered = render(timeline, utterances, speaker_order, sample_rate)
+        rendered, acoustics = augment_rendered(rendered, speaker_order, config.get("augment"),
+                                               scenario.seed)
         subtype = config["sink"]["flac_subtype"]
         segments = asr_segments(scenario.id, scenario.language, timeline)
         duplex = (
@@ -155,6 +163,7 @@ class AssembleStage(RowStage):
                 "run_seed": config["seed"],
                 "scenario_seed": scenario.seed,
                 "config_hash": config_hash(config),
+                "augment": acoustics,
             }),
         }
         segment_rows = []

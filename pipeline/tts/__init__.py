@@ -12,6 +12,8 @@ from pipeline.tts.base import SynthesisError, TtsBackend
 
 BACKENDS: dict[str, str] = {
     "espeak": "pipeline.tts.espeak:EspeakBackend",
+    "coqui": "pipeline.tts.coqui:CoquiBackend",
+    "corpus": "pipeline.corpus:CorpusBackend",
 }
 
 

@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pipeline.budget import OVER_BUDGET, BudgetGoal
 from pipeline.config import GenerateConfig
 from pipeline.scenarios import PlanSettings, plan_scenario
 from pipeline.sink import ShardStats, ShardWriter, iter_shards, shard_indices, shard_of
@@ -28,8 +29,6 @@ from pipeline.stages import AssembleStage, SpeakStage, WriteStage
 from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
 
 log = logging.getLogger("duplexsynth")
-
-AVERAGE_DIALOGUE_S = 60.0
 
 
 def plan_settings(config: GenerateConfig) -> PlanSettings:
@@ -48,11 +47,21 @@ def plan_settings(config: GenerateConfig) -> PlanSettings:
     )
 
 
+def budget_goal(config: GenerateConfig, writer: ShardWriter) -> BudgetGoal:
+    """The run's goal, already credited with the shards a previous run finished."""
+    budget = config.budget
+    goal = BudgetGoal(hours=budget.hours, dialogues=None if budget.hours else budget.dialogues,
+                      tolerance=budget.tolerance)
+    totals = writer.totals()
+    goal.written, goal.audio_s = totals.written, totals.audio_s
+    if totals.rejected.get(OVER_BUDGET):
+        goal.overshoots = goal.patience  # an earlier run stopped on an overshoot: keep its stop
+    return goal
+
+
 def planned_count(config: GenerateConfig) -> int:
-    if config.budget.hours is not None:
-        return max(1, int(config.budget.hours * 3600 / AVERAGE_DIALOGUE_S * 1.5))
-    assert config.budget.dialogues is not None
-    return config.budget.dialogues
+    goal = BudgetGoal(config.budget.hours, config.budget.dialogues, config.budget.tolerance)
+    return goal.planned_indices(config.sink.shard_dialogues)
 
 
 def scenario_rows(config: GenerateConfig, shards: list[int], planned: int) -> Iterator[dict]:
@@ -79,18 +88,15 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
     size = config.sink.shard_dialogues
     todo = [s for s in iter_shards(planned, size) if not writer.is_done(s)]
     started = time.monotonic()
-    hours_goal = config.budget.hours
-    if todo and not _hours_reached(writer, hours_goal):
+    goal = budget_goal(config, writer)
+    if todo and not goal.reached():
         _init_ray(config)
         rows = list(scenario_rows(config, todo, planned))
-        _stream(config, raw_config, rows, writer, planned, hours_goal, started)
+        _stream(config, raw_config, rows, writer, planned, goal, started)
     summary = _summary(config, raw_config, writer, planned, time.monotonic() - started)
+    summary["budget"] = budget_goal(config, writer).report()
     _atomic_write(root / "run.json", json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
-
-
-def _hours_reached(writer: ShardWriter, hours_goal: float | None) -> bool:
-    return hours_goal is not None and writer.totals().audio_s >= hours_goal * 3600
 
 
 def _init_ray(config: GenerateConfig) -> None:
@@ -120,7 +126,7 @@ def _stream(
     rows: list[dict],
     writer: ShardWriter,
     planned: int,
-    hours_goal: float | None,
+    goal: BudgetGoal,
     started: float,
 ) -> None:
     import ray
@@ -139,7 +145,6 @@ def _stream(
                      batch_format="pandas")
     )
     size = config.sink.shard_dialogues
-    done_hours = writer.totals().audio_s / 3600
     progress = tqdm(total=len(rows), unit="dlg", disable=not config.progress,
                     desc="generate", dynamic_ncols=True, file=sys.stderr)
     pending: dict[int, list[dict]] = {}
@@ -147,13 +152,15 @@ def _stream(
         shard = shard_of(row["index"], size)
         pending.setdefault(shard, []).append(row)
         progress.update(1)
-        if row.get("audio_s"):
-            done_hours += row["audio_s"] / 3600
-        progress.set_postfix(hours=f"{done_hours:.3f}")
-        if len(pending[shard]) == len(shard_indices(shard, size, planned)):
+        if not row.get("reject") and not goal.offer(row["audio_s"]):
+            row.update(reject=OVER_BUDGET, dialogue=None, segments=None)
+        progress.set_postfix(hours=f"{goal.audio_s / 3600:.3f}")
+        if goal.reached() or len(pending[shard]) == len(shard_indices(shard, size, planned)):
             _flush(writer, shard, pending.pop(shard))
-            if hours_goal is not None and done_hours >= hours_goal:
-                break
+        if goal.reached():
+            break
+    for shard in sorted(pending):
+        _flush(writer, shard, pending.pop(shard))
     progress.close()
 
 
@@ -185,7 +192,7 @@ def _summary(
     return {
         "config": raw_config,
         "versions": _versions(),
-        "counts": {"planned": planned, "written": totals.written,
+        "counts": {"planned": totals.planned, "written": totals.written,
                    "rejected": dict(Counter(totals.rejected))},
         "audio_hours": round(totals.audio_s / 3600, 4),
         "timing": {"target": _timing_target(config), "achieved": timing.result()},

@@ -120,7 +120,7 @@ def test_lhotse_loads_export_and_supervisions_match(dataset, segments, tmp_path)
     for window in windows:
         assert window.duration <= 30.0 + 1e-3
         for sup in window.supervisions:
-            assert 0 <= sup.start and sup.end <= window.duration + 1e-3
+            assert sup.start >= 0 and sup.end <= window.duration + 1e-3
             words = [item.symbol for item in sup.alignment["word"]]
             assert " ".join(words) == sup.custom["text_original"]
 
@@ -153,3 +153,24 @@ def test_rttm_and_stm_read_by_meeteval(dataset, segments, tmp_path):
 def test_export_summary_is_json(dataset, tmp_path):
     nemo.export(dataset, tmp_path, {"windows": False})
     assert json.loads((tmp_path / "summary.json").read_text())["segments"]["entries"] > 0
+
+
+@pytest.mark.slow
+def test_export_cli_writes_every_format(dataset, tmp_path):
+    import importlib.util
+    import subprocess
+    import sys
+
+    from tests.asr_fixtures import ROOT
+
+    formats = ["nemo", "rttm", "stm"] + (["lhotse"] if importlib.util.find_spec("lhotse") else [])
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "export", f"dataset={dataset}",
+         f"out.dir={tmp_path}", f"format=[{','.join(formats)}]", "options.nemo.tarred=true",
+         "options.nemo.num_shards=2", f"hydra.run.dir={tmp_path / 'hydra'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in formats:
+        assert f"{name}: " in result.stderr
+    assert (tmp_path / "nemo" / "tarred" / "windows" / "audio_1.tar").exists()
+    assert (tmp_path / "stm" / "ref.stm").exists() and (tmp_path / "rttm" / "all.rttm").exists()

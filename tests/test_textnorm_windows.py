@@ -73,4 +73,4 @@ def test_speech_without_silence_longer_than_window_is_skipped_not_split():
             "words": [[f"w{i}", i * 1.0, i * 1.0 + 1.0] for i in range(40)]}
     short = word_list("after the long bit", "B", 41.0)
     windows = cut_windows({"duration_s": 45.0, "segments": [long, short]}, 30.0)
-    assert [w.text for window in windows for w in window.words] == "after the long bit".split()
+    assert [w.text for window in windows for w in window.words] == ["after", "the", "long", "bit"]

@@ -39,11 +39,15 @@ def check_options(name: str, options: dict, defaults: dict[str, Any]) -> dict[st
 
 
 def normalizer(name: str, value: Any) -> TextNormalizer | None:
-    """`normalize: false` keeps text as written; a dict configures TextNormalizer."""
+    """`normalize: false` (or `enabled: false`) keeps text as written; a dict configures
+    TextNormalizer."""
     if value is False or value is None:
         return None
+    settings = {} if value is True else dict(value)
+    if not settings.pop("enabled", True):
+        return None
     try:
-        return TextNormalizer.from_options({} if value is True else dict(value))
+        return TextNormalizer.from_options(settings)
     except (TypeError, ValueError) as error:
         raise ValueError(f"options.{name}.{error}") from None
 

@@ -64,6 +64,7 @@ class LabelsConfig(Strict):
 class BudgetConfig(Strict):
     dialogues: int | None = Field(40, ge=1)
     hours: float | None = Field(None, gt=0)
+    tolerance: float = Field(0.05, gt=0, lt=1, description="hours mode: allowed deviation")
 
 
 class SinkConfig(Strict):

@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pipeline.budget import OVER_BUDGET, BudgetGoal
 from pipeline.config import GenerateConfig
 from pipeline.scenarios import PlanSettings
 from pipeline.sink import ShardStats, ShardWriter, iter_shards, shard_indices, shard_of
@@ -28,11 +29,9 @@ from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
 
 log = logging.getLogger("duplexsynth")
 
-AVERAGE_DIALOGUE_S = 60.0
 # Planning and writing (offline composer, or waiting on an LLM endpoint) barely use a core;
 # reserving a whole one per actor would starve synthesis and rendering on a small machine.
 LIGHT_STAGE_CPUS = 0.25
-
 
 def plan_settings(config: GenerateConfig) -> PlanSettings:
     plan = config.plan
@@ -50,11 +49,21 @@ def plan_settings(config: GenerateConfig) -> PlanSettings:
     )
 
 
+def budget_goal(config: GenerateConfig, writer: ShardWriter) -> BudgetGoal:
+    """The run's goal, already credited with the shards a previous run finished."""
+    budget = config.budget
+    goal = BudgetGoal(hours=budget.hours, dialogues=None if budget.hours else budget.dialogues,
+                      tolerance=budget.tolerance)
+    totals = writer.totals()
+    goal.written, goal.audio_s = totals.written, totals.audio_s
+    if totals.rejected.get(OVER_BUDGET):
+        goal.overshoots = goal.patience  # an earlier run stopped on an overshoot: keep its stop
+    return goal
+
+
 def planned_count(config: GenerateConfig) -> int:
-    if config.budget.hours is not None:
-        return max(1, int(config.budget.hours * 3600 / AVERAGE_DIALOGUE_S * 1.5))
-    assert config.budget.dialogues is not None
-    return config.budget.dialogues
+    goal = BudgetGoal(config.budget.hours, config.budget.dialogues, config.budget.tolerance)
+    return goal.planned_indices(config.sink.shard_dialogues)
 
 
 def shard_rows(row: dict, shard_dialogues: int, planned: int) -> list[dict]:
@@ -75,17 +84,14 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
     size = config.sink.shard_dialogues
     todo = [s for s in iter_shards(planned, size) if not writer.is_done(s)]
     started = time.monotonic()
-    hours_goal = config.budget.hours
-    if todo and not _hours_reached(writer, hours_goal):
+    goal = budget_goal(config, writer)
+    if todo and not goal.reached():
         _init_ray(config)
-        _stream(config, todo, writer, planned, hours_goal)
+        _stream(config, todo, writer, planned, goal)
     summary = _summary(config, raw_config, writer, planned, time.monotonic() - started)
+    summary["budget"] = budget_goal(config, writer).report()
     _atomic_write(root / "run.json", json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
-
-
-def _hours_reached(writer: ShardWriter, hours_goal: float | None) -> bool:
-    return hours_goal is not None and writer.totals().audio_s >= hours_goal * 3600
 
 
 def _init_ray(config: GenerateConfig) -> None:
@@ -117,7 +123,7 @@ def _stream(
     shards: list[int],
     writer: ShardWriter,
     planned: int,
-    hours_goal: float | None,
+    goal: BudgetGoal,
 ) -> None:
     import ray
     from tqdm import tqdm
@@ -142,7 +148,6 @@ def _stream(
         .map_batches(AssembleStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas")
     )
-    done_hours = writer.totals().audio_s / 3600
     progress = tqdm(total=dialogues, unit="dlg", disable=not config.progress,
                     desc="generate", dynamic_ncols=True, file=sys.stderr)
     pending: dict[int, list[dict]] = {}
@@ -150,13 +155,15 @@ def _stream(
         shard = shard_of(row["index"], size)
         pending.setdefault(shard, []).append(row)
         progress.update(1)
-        if row.get("audio_s"):
-            done_hours += row["audio_s"] / 3600
-        progress.set_postfix(hours=f"{done_hours:.3f}")
-        if len(pending[shard]) == len(shard_indices(shard, size, planned)):
+        if not row.get("reject") and not goal.offer(row["audio_s"]):
+            row.update(reject=OVER_BUDGET, dialogue=None, segments=None)
+        progress.set_postfix(hours=f"{goal.audio_s / 3600:.3f}")
+        if goal.reached() or len(pending[shard]) == len(shard_indices(shard, size, planned)):
             _flush(writer, shard, pending.pop(shard))
-            if hours_goal is not None and done_hours >= hours_goal:
-                break
+        if goal.reached():
+            break
+    for shard in sorted(pending):
+        _flush(writer, shard, pending.pop(shard))
     progress.close()
 
 
@@ -188,7 +195,7 @@ def _summary(
     return {
         "config": raw_config,
         "versions": _versions(),
-        "counts": {"planned": planned, "written": totals.written,
+        "counts": {"planned": totals.planned, "written": totals.written,
                    "rejected": dict(Counter(totals.rejected))},
         "audio_hours": round(totals.audio_s / 3600, 4),
         "timing": {"target": _timing_target(config), "achieved": timing.result()},

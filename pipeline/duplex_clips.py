@@ -72,14 +72,13 @@ def anchor_turn(dialogue: DuplexDialogue, event: AxisEvent) -> Placed | None:
     """The other party's turn an event belongs to (for a barge-in: the turn it interrupts)."""
     segments = sorted(dialogue.timeline.segments, key=lambda p: p.start_s)
     others = [s for s in segments if s.speaker != dialogue.assistant and s.kind == "turn"]
-    if event.axis == "interruption":
-        cut = next((s for s in segments if s.speaker == dialogue.assistant
-                    and s.cut_at_s is not None and event.response_s is not None
-                    and abs(s.cut_at_s - event.response_s) < 1e-3), None)
-        if cut is None:
+    if event.axis == "interruption" or event.expected == "keep_speaking":
+        held = next((s for s in segments if s.speaker == dialogue.assistant and s.kind == "turn"
+                     and s.start_s <= event.start_s <= s.end_s), None)
+        if held is None:
             return None
-        before = [s for s in others if s.start_s <= cut.start_s]
-        return before[-1] if before else cut
+        before = [s for s in others if s.start_s <= held.start_s]
+        return before[-1] if before else held
     if event.axis == "turn_taking":
         return next((s for s in others if abs(s.end_s - event.start_s) < 1e-3), None)
     return next((s for s in others if s.start_s <= event.start_s <= s.end_s + 1e-3

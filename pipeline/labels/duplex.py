@@ -5,7 +5,8 @@ state change lands in the frame where the audio changes. Events mark the frame w
 happen: TURN_START where an assistant turn begins, YIELD where another party barges in on it,
 TURN_END where the assistant's audio stops, BC_START where an assistant backchannel begins.
 
-States: SPEAK / BACKCHANNEL while the assistant's turn / backchannel sounds; IGNORE where the
+States: SPEAK / BACKCHANNEL from the start to the end of the assistant's turn / backchannel
+(its own mid-turn pauses included: it holds the floor); IGNORE where the
 only other-party speech is a turn addressed to someone else (multi-party side talk) and the
 assistant is silent; LISTEN everywhere else.
 
@@ -42,6 +43,7 @@ BACKCHANNEL_MAX_S = 1.0
 BACKCHANNEL_MAX_WORDS = 2
 PAUSE_MIN_S = 0.3
 SIDE_TALK_MARGIN_S = 0.5
+OVERLAP_TOLERANCE_S = 1.5  # an overlapped answer may start this long before the turn ends
 EVENT_PRIORITY = {
     FrameEvent.NONE: 0,
     FrameEvent.BC_START: 1,
@@ -133,9 +135,8 @@ def duplex_labels(
             continue
         words.extend(seg.words)
         fill = FrameState.SPEAK if seg.kind == "turn" else FrameState.BACKCHANNEL
-        for begin, end in speech_spans(seg):
-            for f in frames_inside(begin, end, frame_s, frames):
-                state[f] = fill
+        for f in frames_inside(seg.start_s, seg.end_s, frame_s, frames):
+            state[f] = fill
         if seg.kind == "backchannel":
             mark(seg.start_s, FrameEvent.BC_START)
             continue
@@ -213,8 +214,9 @@ def axis_events(ordered: list[Placed], assistant: str) -> list[AxisEvent]:
                 axis="interruption", start_s=seg.start_s,
                 end_s=round(seg.start_s + INTERRUPTION_WINDOW_S, 4), expected="yield",
                 speaker=seg.speaker, addressee=seg.addressee, response_s=cut.cut_at_s))
-            continue
-        if not addressed_to(seg, assistant):
+            if not addressed_to(seg, assistant):
+                continue
+        elif not addressed_to(seg, assistant):
             events.extend(_side_talk(seg, speaking_over, starts_within))
             continue
         for begin, end in pauses_of(seg):
@@ -224,7 +226,8 @@ def axis_events(ordered: list[Placed], assistant: str) -> list[AxisEvent]:
                     speaker=seg.speaker, addressee=seg.addressee))
         following = [t for t in turns if t.start_s > seg.start_s]
         if (following and following[0].speaker == assistant and seg.cut_at_s is None
-                and following[0].start_s <= seg.end_s + TURN_TAKING_WINDOW_S):
+                and seg.end_s - OVERLAP_TOLERANCE_S <= following[0].start_s
+                <= seg.end_s + TURN_TAKING_WINDOW_S):
             events.append(AxisEvent(
                 axis="turn_taking", start_s=seg.end_s,
                 end_s=round(seg.end_s + TURN_TAKING_WINDOW_S, 4), expected="take_turn",

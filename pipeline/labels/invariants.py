@@ -10,6 +10,7 @@ from pipeline.labels.duplex import (
     BACKCHANNEL_MAX_S,
     BACKCHANNEL_MAX_WORDS,
     INTERRUPTION_WINDOW_S,
+    OVERLAP_TOLERANCE_S,
     TURN_TAKING_WINDOW_S,
     frame_of,
     frames_inside,
@@ -17,7 +18,6 @@ from pipeline.labels.duplex import (
 )
 from pipeline.schema import AxisEvent, DuplexLabels, FrameEvent, FrameState
 
-OVERLAP_TOLERANCE_S = 1.5
 S, B, IGN = FrameState.SPEAK, FrameState.BACKCHANNEL, FrameState.IGNORE
 
 

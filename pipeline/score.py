@@ -6,7 +6,8 @@ For every sample of an evaluation set (pipeline.evalset) the model's output chan
 as backchannels. Metrics (Full-Duplex-Bench v1/v1.5 and BayLing-Duplex):
 - pause.takeover_rate (↓): a turn overlaps the pause by at least `min_overlap_s`
 - turn_taking.takeover_rate (↑), .latency_s (↓), .sr_at_3s (↑): a turn starts after the user
-  ends (overlapped starts down to `overlap_tolerance_s` early count), within 3 s for SR@3s
+  ends (overlapped starts down to `overlap_tolerance_s` early count), within 3 s for SR@3s;
+  a turn onset is one from which the model says more than a backchannel's worth in all
 - interruption.isr_at_2s (↑), .stop_latency_s (↓), .speaking_at_barge_in: the model's speech
   running at the barge-in stops within 2 s (silent at the barge-in counts as stopped);
   .takeover_rate / .latency_s: it answers after the interrupting turn ends
@@ -54,6 +55,20 @@ def backchannels(segments: Segments, s: ScoreSettings) -> Segments:
     return [seg for seg in segments if seg[1] - seg[0] <= s.backchannel_max_s]
 
 
+def turn_onsets(segments: Segments, s: ScoreSettings, after_s: float) -> list[float]:
+    """Onsets (≥ after_s) from which the model talks longer than a backchannel in all.
+
+    A turn may open with a short phrase and a pause ("Okay, ... so"), so the speech from the
+    onset to the end of the clip is summed instead of asking one VAD segment to be long.
+    """
+    onsets = []
+    for a, _ in segments:
+        if a >= after_s and sum(max(0.0, e - max(a, b0)) for b0, e in segments) \
+                > s.backchannel_max_s:
+            onsets.append(a)
+    return onsets
+
+
 def overlap(seg: tuple[float, float], start: float, end: float) -> float:
     return max(0.0, min(seg[1], end) - max(seg[0], start))
 
@@ -82,12 +97,12 @@ def score_sample(meta: dict, segments: Segments, s: ScoreSettings) -> dict:
     spoken = turns(segments, s)
     result: dict = {"id": meta["id"], "axis": axis, "expected": event["expected"]}
     if event["expected"] == "keep_speaking":
-        result["kept"] = any(a < end + 0.5 and b > end + 0.3 for a, b in segments)
+        result["kept"] = any(overlap(seg, end, end + 0.5) > 0 for seg in segments)
         return result
     if axis == "pause":
         result["takeover"] = any(overlap(t, start, end) >= s.min_overlap_s for t in spoken)
     elif axis == "turn_taking":
-        onsets = [a for a, _ in spoken if a >= start - s.overlap_tolerance_s]
+        onsets = turn_onsets(segments, s, start - s.overlap_tolerance_s)
         first = min(onsets) if onsets else None
         result["takeover"] = first is not None
         result["latency_s"] = None if first is None else round(first - start, 3)
@@ -98,8 +113,8 @@ def score_sample(meta: dict, segments: Segments, s: ScoreSettings) -> dict:
         stop = None if running is None else running[1]
         result["stop_latency_s"] = None if stop is None else round(stop - start, 3)
         result["success_2s"] = stop is None or stop - start <= s.interruption_window_s
-        after = [a for a, _ in spoken if a >= user["end_s"] - s.overlap_tolerance_s
-                 and (stop is None or a > stop)]
+        after = [a for a in turn_onsets(segments, s, user["end_s"] - s.overlap_tolerance_s)
+                 if stop is None or a > stop]
         result["takeover"] = bool(after)
         result["latency_s"] = round(min(after) - user["end_s"], 3) if after else None
     elif axis == "backchannel":
@@ -114,7 +129,7 @@ def score_sample(meta: dict, segments: Segments, s: ScoreSettings) -> dict:
         result["jsd"] = round(jensen_shannon(onsets, meta["reference"]["backchannel_s"],
                                              host_start, host_end, s.jsd_sigma_s), 4)
     elif axis == "side_talk":
-        result["takeover"] = any(start <= a <= end + 0.5 for a, _ in spoken) or any(
+        result["takeover"] = any(a <= end + 0.5 for a in turn_onsets(segments, s, start)) or any(
             a <= start and b >= end for a, b in spoken)
     return result
 

@@ -158,10 +158,19 @@ Axis = Literal["pause", "turn_taking", "backchannel", "interruption", "side_talk
 
 
 class AxisEvent(BaseModel):
+    """A window (seconds, absolute in the dialogue) where a duplex model is tested.
+
+    `speaker` is the other party whose speech makes the event, `response_s` when the reference
+    assistant reacted (its TURN_START, BC_START, or where its audio stopped after a barge-in).
+    """
+
     axis: Axis
     start_s: float
     end_s: float
     expected: str
+    speaker: str | None = None
+    addressee: str | None = None
+    response_s: float | None = None
 
 
 class DuplexLabels(BaseModel):
@@ -170,6 +179,16 @@ class DuplexLabels(BaseModel):
     state: list[FrameState]
     event: list[FrameEvent]
     axis_events: list[AxisEvent] = Field(default_factory=list)
+    words: list[tuple[str, float, float]] = Field(
+        default_factory=list, description="assistant words actually spoken, absolute seconds"
+    )
+    user_vad: list[int] = Field(
+        default_factory=list, description="1 where any other party speaks, per frame"
+    )
+    addressee: list[str] = Field(
+        default_factory=list,
+        description="per frame: addressee of the other party's speech ('' when nobody speaks)",
+    )
 
     @property
     def num_frames(self) -> int:

@@ -1,0 +1,174 @@
+"""export view=bayling|moshi, evalset, score and dpo on the output of a small `generate` run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.dataset import iter_dialogues
+from pipeline.exports.interleave import Ratio, rebuild, slot_events
+from pipeline.labels.duplex import duplex_labels, frames_inside
+from pipeline.labels.invariants import label_violations
+from pipeline.labels.tokens import DuplexTokens
+from pipeline.schema import DuplexLabels, FrameEvent, FrameState, Timeline
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def cli(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args, f"hydra.run.dir={tmp / 'hydra'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("duplex")
+    cli(tmp, "generate", f"sink.dir={tmp / 'dataset'}", "budget.dialogues=4",
+        "sink.shard_dialogues=2", "progress=false", "ray.num_cpus=2")
+    return tmp
+
+
+def test_generated_labels_hold_every_axis_invariant(work):
+    axes = set()
+    for row in iter_dialogues(work / "dataset"):
+        labels = DuplexLabels.model_validate(row["duplex"])
+        assert label_violations(labels, row["duration_s"]) == []
+        again = duplex_labels(Timeline.model_validate(row["timeline"]), labels.assistant)
+        assert label_violations(again, row["duration_s"]) == []
+        assert again.state == labels.state and again.event == labels.event
+        axes |= {e.axis for e in labels.axis_events}
+    assert {"pause", "turn_taking", "backchannel", "interruption"} <= axes
+
+
+def test_bayling_and_moshi_views(work):
+    out = work / "export"
+    cli(work, "export", f"dataset={work / 'dataset'}", f"out.dir={out}", "view=[bayling,moshi]",
+        "options.bayling.whole_dialogues=true")
+    tokens = DuplexTokens.from_config(json.loads((out / "bayling/tokens.json").read_text()))
+    records = [json.loads(x) for x in (out / "bayling/samples.jsonl").read_text().splitlines()]
+    kinds = [r["kind"] for r in records]
+    assert kinds.count("turn_taking") == kinds.count("interruption") > 0
+    assert kinds.count("dialogue") == 4
+    for record in records:
+        labels = DuplexLabels.model_validate(record["labels"])
+        ratio = Ratio.parse(record["ratio"])
+        state, events = rebuild(record["blocks"], ratio, tokens, labels.num_frames)
+        assert state == [str(s) for s in labels.state]
+        assert events == slot_events(labels, ratio)
+        user, rate = sf.read(out / "bayling" / record["audio"]["user"])
+        assert abs(len(user) / rate - (record["clip_end_s"] - record["clip_start_s"])) < 0.01
+        if record["kind"] == "interruption":
+            assert "YIELD" in {kind for _, kind in events}
+    lines = [json.loads(x) for x in (out / "moshi/moshi.jsonl").read_text().splitlines()]
+    assert len(lines) == 4
+    for line in lines:
+        audio, rate = sf.read(out / "moshi" / line["path"])
+        assert audio.ndim == 2 and audio.shape[1] == 2
+        assert abs(audio.shape[0] / rate - line["duration"]) < 0.01
+        side = json.loads((out / "moshi" / line["path"]).with_suffix(".json").read_text())
+        starts = [a[1][0] for a in side["alignments"]]
+        assert starts == sorted(starts)
+        assert {a[2] for a in side["alignments"]} == {"SPEAKER_MAIN", "SPEAKER_OTHER"}
+        # the left channel is the assistant: louder where SPEAKER_MAIN words are
+        main = [a[1] for a in side["alignments"] if a[2] == "SPEAKER_MAIN"][:5]
+        for start, end in main:
+            piece = audio[int(start * rate): int(end * rate)]
+            assert np.abs(piece[:, 0]).max() > np.abs(piece[:, 1]).max() * 0.5
+
+
+def scores(work: Path, name: str, *extra: str) -> dict:
+    out = work / "scores" / name
+    cli(work, "score", f"evalset={work / 'evalset'}", f"out.dir={out}", *extra)
+    return json.loads((out / "scores.json").read_text())["axes"]
+
+
+def test_evalset_and_scorer_on_reference_and_broken_outputs(work):
+    cli(work, "evalset", f"dataset={work / 'dataset'}", f"out.dir={work / 'evalset'}")
+    summary = json.loads((work / "evalset/evalset.json").read_text())
+    for axis in ("pause", "turn_taking", "backchannel", "interruption"):
+        assert summary["samples"][axis] > 0
+    manifest = [json.loads(x) for x in (work / "evalset/manifest.jsonl").read_text().splitlines()]
+    meta = json.loads((work / "evalset" / manifest[0]["path"] / "metadata.json").read_text())
+    assert {"event", "user_turn", "reference", "expected"} <= set(meta)
+
+    ref = scores(work, "reference", "baseline=reference")
+    assert ref["pause"]["takeover_rate"] == 0.0
+    assert ref["turn_taking"]["sr_at_3s"] >= 0.9 and ref["turn_taking"]["takeover_rate"] >= 0.9
+    assert -1.5 <= ref["turn_taking"]["latency_s"] <= 1.0
+    assert ref["interruption"]["isr_at_2s"] == 1.0
+    assert ref["interruption"]["speaking_at_barge_in"] == 1.0
+    assert 0.0 < ref["interruption"]["stop_latency_s"] <= 2.0
+    assert ref["backchannel"]["takeover_rate"] == 0.0
+    assert ref["backchannel"]["frequency_hz"] > 0 and ref["backchannel"]["jsd"] < 0.1
+    assert ref["backchannel"]["keep_rate"] >= 0.9
+
+    again = scores(work, "outputs", f"outputs={work / 'scores/reference/outputs/reference'}")
+    assert again == ref
+
+    silent = scores(work, "silent", "baseline=silent")
+    assert silent["pause"]["takeover_rate"] == 0.0
+    assert silent["turn_taking"] == {"samples": ref["turn_taking"]["samples"],
+                                     "takeover_rate": 0.0, "latency_s": None, "sr_at_3s": 0.0}
+    assert silent["interruption"]["speaking_at_barge_in"] == 0.0
+    assert silent["backchannel"]["frequency_hz"] == 0.0 and silent["backchannel"]["jsd"] == 1.0
+
+    endless = scores(work, "never_stops", "baseline=never_stops")
+    assert endless["pause"]["takeover_rate"] == 1.0
+    assert endless["turn_taking"]["sr_at_3s"] == 0.0
+    assert endless["interruption"]["isr_at_2s"] == 0.0
+    assert endless["interruption"]["speaking_at_barge_in"] == 1.0
+    assert endless["backchannel"]["takeover_rate"] == 1.0
+
+    rude = scores(work, "talks_over_pauses", "baseline=talks_over_pauses")
+    assert rude["pause"]["takeover_rate"] == 1.0
+    assert rude["turn_taking"]["sr_at_3s"] == 0.0
+
+
+def test_dpo_pairs_differ_where_the_behaviour_does(work):
+    out = work / "dpo"
+    cli(work, "dpo", f"dataset={work / 'dataset'}", f"out.dir={out}")
+    pairs = [json.loads(x) for x in (out / "pairs.jsonl").read_text().splitlines()]
+    defects = {p["defect"] for p in pairs}
+    assert {"talks_over_pause", "misses_turn", "ignores_barge_in", "takes_floor"} <= defects
+    tokens = DuplexTokens()
+    for pair in pairs:
+        folder = out / pair["path"]
+        sides = {}
+        for name in ("chosen", "rejected"):
+            record = json.loads((folder / f"{name}.json").read_text())
+            labels = DuplexLabels.model_validate(record["labels"])
+            state, _ = rebuild(record["blocks"], Ratio(), tokens, labels.num_frames)
+            assert state == [str(s) for s in labels.state]
+            sides[name] = labels
+        chosen_audio, _ = sf.read(folder / "chosen.wav")
+        rejected_audio, _ = sf.read(folder / "rejected.wav")
+        assert chosen_audio.shape == rejected_audio.shape
+        assert not np.allclose(chosen_audio, rejected_audio)
+        event = pair["event"]
+        window = frames_inside(event["start_s"], event["end_s"], 0.08,
+                               sides["chosen"].num_frames)
+        good, bad = sides["chosen"], sides["rejected"]
+        if pair["defect"] == "talks_over_pause":
+            assert FrameState.SPEAK not in [good.state[f] for f in window]
+            assert FrameState.SPEAK in [bad.state[f] for f in window]
+        elif pair["defect"] == "misses_turn":
+            assert FrameEvent.TURN_START in good.event
+            assert bad.event.count(FrameEvent.TURN_START) < good.event.count(
+                FrameEvent.TURN_START)
+        elif pair["defect"] == "ignores_barge_in":
+            assert FrameEvent.YIELD in good.event and FrameEvent.YIELD not in bad.event
+        elif pair["defect"] == "takes_floor":
+            assert FrameEvent.BC_START in good.event
+            assert bad.event.count(FrameEvent.TURN_START) > good.event.count(
+                FrameEvent.TURN_START)

@@ -14,7 +14,10 @@ manifests (JSONL, JSONL.gz or a JSON list with `recording_id`, `start`, `duratio
 - `same_speaker_offsets`: silences between consecutive turns of one speaker;
 - `speaker_gap_scales`: each speaker's median gap before taking the floor over the corpus
   median, so generated speakers differ in pace the way real ones do;
-- `pause`: a log-normal fitted to same-speaker silences up to `pause_max_s`.
+- `pause`: a log-normal fitted to same-speaker silences up to `pause_max_s`;
+- `interruption_rate`: barge-ins per transfer for the plan (a config value: RTTM has no
+  barge-in labels, and a barge-in's overlap follows the reaction-time model rather than the
+  corpus, so a profile keeps it low and draws the other overlaps from the corpus).
 Kernel bandwidths follow Silverman's rule of thumb (robust form).
 """
 
@@ -51,6 +54,7 @@ class FitTimingConfig(BaseModel):
     backchannel_max_s: float = Field(1.0, gt=0)
     pause_max_s: float = Field(2.0, gt=0)
     max_samples: int = Field(4000, ge=10)
+    interruption_rate: float = Field(0.02, ge=0, le=1)
     seed: int = 0
 
 
@@ -183,6 +187,7 @@ def fit_profile(recordings: Recordings, config: FitTimingConfig) -> dict:
         "turn_statistics": {"overlap_ratio": turn_stats["overlap_transfer_ratio"],
                             "gap_median_s": turn_stats["gap_median_s"],
                             "transfers": int(turn_stats["transfers"])},
+        "interruption_rate": config.interruption_rate,
         "backchannel": {"max_s": config.backchannel_max_s,
                         "share": stats["backchannel_share"]},
         "offsets": _kde(offsets, config.max_samples, rng),

@@ -34,6 +34,8 @@ DEFAULT_NEXT_SPEAKER: dict[str, dict[str, float]] = {
     "assistant": {"chair": 0.35, "participant": 0.6, "assistant": 0.05},
 }
 STAY_AFTER_BACKCHANNEL = 0.4  # 2-party: chance the floor holder goes on after a backchannel
+BACKCHANNEL_BY_NEXT = 0.9  # meetings: chance a backchannel comes from the next speaker
+BACKCHANNEL_PAIR = 1.0  # meetings: chance a backchannel joins another listener's in one turn
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class PlanSettings:
     overlap_rate: float = 0.30  # share of speaker transfers overlapped, barge-ins included
     side_talk_rate: float = 0.2  # multi-party: share of human turns addressed to a human
     next_speaker: dict[str, dict[str, float]] | None = None  # role matrix; None = default
+    transfers: str = "turns"  # how the target counts transfers: "turns" or "segments"
     generator: str = "offline"
 
 
@@ -314,12 +317,26 @@ def _quotas(settings: PlanSettings, turns: int, speakers: int, rng: random.Rando
     boundaries = turns - 1
     rate = min(settings.backchannel_rate, 0.95)
     expected_backchannels = rate / (1.0 - rate) * turns
+    hosts = expected_backchannels  # turns followed by backchannels
     if matrix is None:
+        change = 1.0 - STAY_AFTER_BACKCHANNEL  # at a backchannel's boundary
         transfers = boundaries - STAY_AFTER_BACKCHANNEL * expected_backchannels
+        next_not_listener = STAY_AFTER_BACKCHANNEL
     else:
-        transfers = boundaries * change_probability(matrix)
+        hosts = expected_backchannels / (1.0 + BACKCHANNEL_PAIR)
+        change = change_probability(matrix)
+        transfers = boundaries * change
+        next_not_listener = (1.0 - change) + change * (1.0 - BACKCHANNEL_BY_NEXT) * (
+            1.0 - 1.0 / (speakers - 1))
     transfers = max(0.0, transfers)
-    overlapped = settings.overlap_rate * transfers
+    if settings.transfers == "segments":
+        # a host turn with backchannels gives one overlapped transfer (host -> first one),
+        # one transfer per further backchannel, and one more to the next turn unless the
+        # last backchannel's speaker takes it; the host's own transfer is no longer counted
+        counted = transfers + expected_backchannels + hosts * (next_not_listener - change)
+        overlapped = max(0.0, settings.overlap_rate * counted - hosts)
+    else:
+        overlapped = settings.overlap_rate * transfers
     interruptions = _stochastic_round(min(settings.interruption_rate * transfers, overlapped),
                                       rng)
     overlaps = _stochastic_round(max(0.0, overlapped - interruptions), rng)

@@ -37,38 +37,52 @@ class LogNormal:
 
 @dataclass(frozen=True)
 class OffsetKde:
-    """Gaussian kernel density over observed offsets (seconds; negative = overlap)."""
+    """Kernel density over observed offsets (seconds; negative = overlap).
+
+    `draw` samples the Gaussian KDE itself (an observed offset plus N(0, bandwidth_s)).
+    `draw_sign` samples one side: a Gaussian KDE over log |offset| of that side's offsets,
+    with Silverman's bandwidth of those logs. Gaps and overlap lengths are positive and
+    skewed; in log space the kernel neither crosses zero nor shifts the side's median.
+    """
 
     samples: tuple[float, ...]
     bandwidth_s: float
 
     @cached_property
-    def _negative(self) -> tuple[float, ...]:
-        return tuple(s for s in self.samples if s < 0)
-
-    @cached_property
-    def _positive(self) -> tuple[float, ...]:
-        return tuple(s for s in self.samples if s >= 0)
+    def _sides(self) -> dict[bool, tuple[tuple[float, ...], float]]:
+        sides = {}
+        for overlap in (True, False):
+            values = [abs(s) for s in self.samples if (s < 0) == overlap]
+            logs = [math.log(max(v, MIN_OFFSET_S)) for v in values]
+            sides[overlap] = (tuple(values), _silverman(logs))
+        return sides
 
     def draw(self, rng: random.Random) -> float:
         return rng.choice(self.samples) + rng.gauss(0.0, self.bandwidth_s)
 
     def draw_sign(self, rng: random.Random, overlap: bool) -> float:
-        """A draw from the density restricted to offsets < 0 (overlap) or >= 0 (gap).
-
-        Exact rejection sampling of the restricted density: pick a kernel from the side's
-        own points first (the other side's kernels rarely cross zero), keep it if the noise
-        leaves it on that side. Returned as a magnitude for overlaps, as a gap otherwise.
-        """
-        pool = self._negative if overlap else self._positive
-        if not pool:
+        """An overlap length (overlap=True) or a gap, both >= 0 seconds."""
+        values, log_bandwidth = self._sides[overlap]
+        if not values:
             raise ValueError(f"timing profile has no {'negative' if overlap else 'positive'} "
                              "offsets to draw from; refit it on a corpus that has both")
-        for _ in range(64):
-            value = rng.choice(pool) + rng.gauss(0.0, self.bandwidth_s)
-            if (value < 0) == overlap:
-                return -value if overlap else value
-        return abs(rng.choice(pool))
+        return max(rng.choice(values), MIN_OFFSET_S) * math.exp(rng.gauss(0.0, log_bandwidth))
+
+
+MIN_OFFSET_S = 0.01  # RTTM time resolution; |offset| below it is taken as this
+
+
+def _silverman(values: list[float]) -> float:
+    """Silverman's rule of thumb, robust form: 0.9 min(sd, IQR / 1.34) n^(-1/5)."""
+    n = len(values)
+    if n < 2:
+        return 0.05
+    ordered = sorted(values)
+    mean = sum(ordered) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in ordered) / n)
+    iqr = ordered[(3 * n) // 4] - ordered[n // 4]
+    spread = min(sd, iqr / 1.34) or sd
+    return max(1e-3, 0.9 * spread * n ** -0.2)
 
 
 @dataclass(frozen=True)
@@ -99,7 +113,8 @@ class TimingTargets:
 class TimingSettings:
     """Everything the arranger and the planner need to know about timing.
 
-    `turn_overlap_ratio` and `backchannel_share` drive the plan's quotas: the share of
+    `interruption_rate` is the plan's barge-ins per speaker transfer (part of the overlapped
+    ones). `turn_overlap_ratio` and `backchannel_share` drive the plan's quotas: the share of
     speaker transfers between turns that overlap (overlaps + barge-ins) and the share of
     contributions that are backchannels (`plan.*_rate`, when set, override them).
     `speaker_gap_scales` are per-speaker base-gap factors (1.0 = the population's); a
@@ -107,13 +122,14 @@ class TimingSettings:
     """
 
     gap: LogNormal = LogNormal(0.22, 0.7, 3.0)
-    overlap: LogNormal = LogNormal(0.30, 0.5, 1.5)
+    overlap: LogNormal = LogNormal(0.50, 0.5, 1.5)
     same_speaker_gap: LogNormal = LogNormal(0.45, 0.5, 3.0)
     pause: LogNormal = LogNormal(0.75, 0.35, 3.0)
     offsets: OffsetKde | None = None
     same_speaker_offsets: OffsetKde | None = None
     speaker_gap_scales: tuple[float, ...] = ()
-    speaker_gap_sigma: float = 0.15
+    speaker_gap_sigma: float = 0.10
+    interruption_rate: float = 0.08
     turn_overlap_ratio: float = 0.30
     backchannel_share: float = 0.18
     targets: TimingTargets = field(default_factory=TimingTargets)
@@ -149,13 +165,14 @@ class TimingSettings:
             same_speaker_gap=lognormal("same_speaker_gap", d.same_speaker_gap),
             pause=lognormal("pause", d.pause),
             speaker_gap_sigma=float(cfg.get("speaker_gap_sigma", d.speaker_gap_sigma)),
+            interruption_rate=float(cfg.get("interruption_rate", d.interruption_rate)),
             turn_overlap_ratio=overlap_ratio,
             backchannel_share=backchannels,
             targets=TimingTargets(
                 overlap_transfer_ratio=overlap_ratio,
                 overlapped_speech_fraction=float(target.get(
                     "overlapped_speech_fraction", d.targets.overlapped_speech_fraction)),
-                gap_median_s=float(target.get("gap_median_s", gap.median_s)),
+                gap_median_s=float(target.get("gap_median_s") or gap.median_s),
                 backchannel_share=backchannels,
                 definition="turns",
             ),
@@ -194,6 +211,7 @@ class TimingSettings:
                             float(pause.get("sigma", self.pause.sigma)),
                             float(pause.get("max_s", self.pause.max_s))),
             turn_overlap_ratio=float(turns["overlap_ratio"]),
+            interruption_rate=float(profile.get("interruption_rate", self.interruption_rate)),
             backchannel_share=float(stats["backchannel_share"]),
             targets=TimingTargets(
                 overlap_transfer_ratio=float(stats["overlap_transfer_ratio"]),

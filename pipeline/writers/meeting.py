@@ -8,7 +8,10 @@ Layout first, text second, as in the 2-party composer:
    side talk (addressed to that human) for `phenomena.side_talk` of them and to `all`
    otherwise;
 3. phenomena: interruptions and overlaps on speaker changes (interruptions never adjacent),
-   backchannels by a listener (the addressee when it is a person) after any turn;
+   backchannels by a listener after any turn: the next speaker (who acknowledges, then
+   takes the floor) with probability BACKCHANNEL_BY_NEXT, else the addressee when it is a
+   person, else anyone else; with probability BACKCHANNEL_PAIR a second listener joins a
+   turn that already has one (two listeners acknowledging one speaker, as in meetings);
 4. text from the meeting bank and the domain's 2-party lines, padded to what the turn needs.
 """
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import random
 
-from pipeline.scenarios import next_speaker_matrix
+from pipeline.scenarios import BACKCHANNEL_BY_NEXT, BACKCHANNEL_PAIR, next_speaker_matrix
 from pipeline.schema import DialogueScript, ScenarioSpec, Turn
 from pipeline.writers.phrasebank import DomainBank, LanguageBank
 from pipeline.writers.phrasebank_meeting import MEETING_BANKS, MeetingBank
@@ -49,13 +52,20 @@ def write_meeting(scenario: ScenarioSpec, bank: LanguageBank, domain: DomainBank
     free = [b for b in changes if b not in interrupt_at]
     overlap_at = set(rng.sample(free, min(scenario.phenomena.overlaps, len(free))))
     free = [b for b in range(1, count) if b not in interrupt_at | overlap_at]
-    backchannel_at = set(rng.sample(free, min(scenario.phenomena.backchannels, len(free))))
+    backchannel_at: dict[int, int] = {}
+    for _ in range(scenario.phenomena.backchannels):
+        singles = [b for b, n in backchannel_at.items() if n == 1 and len(ids) >= 3]
+        if singles and (rng.random() < BACKCHANNEL_PAIR or len(backchannel_at) == len(free)):
+            backchannel_at[rng.choice(singles)] = 2
+        elif len(backchannel_at) < len(free):
+            backchannel_at[rng.choice([b for b in free if b not in backchannel_at])] = 1
 
     slots = [_Slot(role="assistant" if s == assistant else "user") for s in order]
     for b in range(1, count):
         slots[b].interrupts, slots[b].overlap = b in interrupt_at, b in overlap_at
         slots[b - 1].interrupted = b in interrupt_at
         slots[b - 1].backchannel_after = b in backchannel_at
+        slots[b - 1].backchannels = backchannel_at.get(b, 0)
     pauses = min(scenario.phenomena.pauses, 2 * count)
     for index in rng.sample(range(count), min(pauses, count)):
         slots[index].pauses += 1
@@ -77,11 +87,18 @@ def write_meeting(scenario: ScenarioSpec, bank: LanguageBank, domain: DomainBank
                           overlap=slot.overlap, addressee=addressees[index],
                           pauses=_pause_points(text, slot.pauses, rng)))
         if slot.backchannel_after:
+            following = order[index + 1] if index + 1 < count else speaker
             listener = addressees[index]
-            if listener in ("all", speaker):
+            if following != speaker and rng.random() < BACKCHANNEL_BY_NEXT:
+                listener = following
+            elif listener in ("all", speaker):
                 listener = rng.choice([i for i in ids if i != speaker])
-            turns.append(Turn(speaker=listener, text=rng.choice(bank.backchannels),
-                              kind="backchannel", addressee=speaker))
+            listeners = [listener]
+            if slot.backchannels > 1:  # another listener first, the chosen one last
+                listeners.insert(0, rng.choice([i for i in ids if i not in (speaker, listener)]))
+            texts = rng.sample(bank.backchannels, len(listeners))
+            turns += [Turn(speaker=who, text=text, kind="backchannel", addressee=speaker)
+                      for who, text in zip(listeners, texts, strict=True)]
     return DialogueScript(scenario_id=scenario.id, language=scenario.language, turns=turns)
 
 

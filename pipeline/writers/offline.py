@@ -39,13 +39,14 @@ class _Slot:
     interrupts: bool = False
     overlap: bool = False
     backchannel_after: bool = False
+    backchannels: int = 0  # meetings: listeners acknowledging this turn (1 or 2)
     interrupted: bool = False
     pauses: int = 0
 
     def min_words(self) -> int:
         need = {0: 2, 1: 6}.get(self.pauses, 10)
         if self.backchannel_after:
-            need = max(need, 8)
+            need = max(need, 8 if self.backchannels < 2 else 12)
         if self.interrupted:
             need = max(need, 15)
         return need

@@ -156,6 +156,7 @@ class AssembleStage(RowStage):
                 "end_s": segment.end_s,
                 "duration_s": round((end - begin) / sample_rate, 4),
                 "language": segment.language,
+                "voice_id": str(scenario.speaker(segment.speaker).voice.get("id", "")),
             })
         return {
             **row,

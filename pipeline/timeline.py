@@ -47,6 +47,8 @@ def arrange(
                 start = floor_end + timing.same_speaker_gap(turn.speaker)
             elif turn.overlap:
                 overlap = min(timing.overlap(), floor_end - floor.start_s - MIN_LEAD_S)
+                if timing.settings.offsets is None:  # human defaults: no turn said inside
+                    overlap = min(overlap, 0.5 * utterance.duration_s)  # another one
                 start = floor_end - max(0.0, overlap)
             else:
                 start = floor_end + timing.gap(turn.speaker)

@@ -28,10 +28,12 @@ class PlanConfig(Strict):
     domains: list[str] = Field(default_factory=list)
     min_turns: int = Field(8, ge=2)
     max_turns: int = Field(16, ge=2)
-    backchannel_rate: float = Field(0.18, ge=0, le=1)
-    interruption_rate: float = Field(0.08, ge=0, le=1)
+    backchannel_rate: float | None = Field(None, ge=0, lt=1, description="null = timing's")
+    interruption_rate: float | None = Field(None, ge=0, le=1, description="null = timing's")
     pause_rate: float = Field(0.25, ge=0, le=1)
-    overlap_rate: float = Field(0.3, ge=0, le=1)
+    overlap_rate: float | None = Field(None, ge=0, le=1, description="null = timing's")
+    side_talk_rate: float = Field(0.2, ge=0, le=1)
+    next_speaker: dict[str, dict[str, float]] | None = None
 
     @field_validator("speakers")
     @classmethod
@@ -40,6 +42,40 @@ class PlanConfig(Strict):
         if not 2 <= low <= high <= 6:
             raise ValueError("must be an int in 2..6 or [min, max] with 2 <= min <= max <= 6")
         return value
+
+
+class LogNormalConfig(Strict):
+    median_s: float = Field(gt=0)
+    sigma: float = Field(ge=0)
+    max_s: float = Field(gt=0)
+
+
+class TimingTargetConfig(Strict):
+    """What a run aims for; the plan's quotas follow it (see pipeline/timing.py)."""
+
+    overlap_transfer_ratio: float = Field(0.30, ge=0, le=1)
+    overlapped_speech_fraction: float = Field(0.05, ge=0, le=1)
+    gap_median_s: float | None = Field(None, gt=0, description="null = gap.median_s")
+    backchannel_share: float = Field(0.18, ge=0, lt=1)
+
+
+class TimingConfig(Strict):
+    """The `timing` group: human defaults, or a fitted `profile` (fit-timing) on top."""
+
+    profile: str | None = None
+    target: TimingTargetConfig = Field(default_factory=TimingTargetConfig)
+    gap: LogNormalConfig = LogNormalConfig(median_s=0.22, sigma=0.7, max_s=3.0)
+    overlap: LogNormalConfig = LogNormalConfig(median_s=0.50, sigma=0.5, max_s=1.5)
+    same_speaker_gap: LogNormalConfig = LogNormalConfig(median_s=0.45, sigma=0.5, max_s=3.0)
+    pause: LogNormalConfig = LogNormalConfig(median_s=0.75, sigma=0.35, max_s=3.0)
+    interruption_rate: float = Field(0.08, ge=0, le=1)
+    speaker_gap_sigma: float = Field(0.10, ge=0)
+    reaction_min_s: float = Field(0.2, ge=0)
+    reaction_max_s: float = Field(0.6, ge=0)
+    backchannel_delay_min_s: float = Field(0.05, ge=0)
+    backchannel_delay_max_s: float = Field(0.3, ge=0)
+    min_self_gap_s: float = Field(0.05, ge=0)
+    tail_s: float = Field(0.3, ge=0)
 
 
 class WriterConfig(Strict):
@@ -94,7 +130,7 @@ class GenerateConfig(Strict):
     plan: PlanConfig = Field(default_factory=PlanConfig)
     writer: WriterConfig = Field(default_factory=WriterConfig)
     tts: TtsConfig = Field(default_factory=TtsConfig)
-    timing: dict[str, Any] = Field(default_factory=dict)
+    timing: TimingConfig = Field(default_factory=TimingConfig)
     augment: dict[str, Any] = Field(default_factory=dict, description="see pipeline/augment.py")
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
@@ -127,6 +163,7 @@ class GenerateConfig(Strict):
             raise ConfigError("budget: set budget.dialogues=N or budget.hours=H")
         _check_backend_options(config.tts, config.languages)
         _check_augment(config.augment)
+        _check_timing(config.timing)
         return config
 
     @property
@@ -144,6 +181,23 @@ def _explain(error: ValidationError) -> str:
         else:
             lines.append(f"{key}: {item['msg']} (got {got!r})")
     return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def _check_timing(timing: TimingConfig) -> None:
+    """Resolve and load the profile now (workers run elsewhere) so a bad path fails early."""
+    from pipeline.timing import load_profile
+
+    for low, high in (("reaction_min_s", "reaction_max_s"),
+                      ("backchannel_delay_min_s", "backchannel_delay_max_s")):
+        if getattr(timing, low) > getattr(timing, high):
+            raise ConfigError(f"timing.{low} ({getattr(timing, low)}) is above timing.{high} "
+                              f"({getattr(timing, high)}); swap or fix them")
+    if timing.profile:
+        timing.profile = str(Path(timing.profile).expanduser().resolve())
+        try:
+            load_profile(timing.profile)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
 
 def _check_backend_options(tts: TtsConfig, languages: list[str]) -> None:

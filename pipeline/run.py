@@ -25,6 +25,7 @@ from pipeline.config import GenerateConfig
 from pipeline.scenarios import PlanSettings
 from pipeline.sink import ShardStats, ShardWriter, iter_shards, shard_indices, shard_of
 from pipeline.stages import AssembleStage, PlanStage, SpeakStage, WriteStage
+from pipeline.timing import TimingSettings
 from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
 
 log = logging.getLogger("duplexsynth")
@@ -33,18 +34,31 @@ log = logging.getLogger("duplexsynth")
 # reserving a whole one per actor would starve synthesis and rendering on a small machine.
 LIGHT_STAGE_CPUS = 0.25
 
+
+def timing_settings(config: GenerateConfig) -> TimingSettings:
+    return TimingSettings.from_config(config.timing.model_dump())
+
+
 def plan_settings(config: GenerateConfig) -> PlanSettings:
+    """Plan knobs; overlap and backchannel rates default to the timing model's quotas."""
     plan = config.plan
+    timing = timing_settings(config)
     return PlanSettings(
         languages=tuple(config.languages),
-        speakers=plan.speakers if isinstance(plan.speakers, int) else plan.speakers[0],
+        speakers=plan.speakers if isinstance(plan.speakers, int) else tuple(plan.speakers),
         domains=tuple(plan.domains),
         min_turns=plan.min_turns,
         max_turns=plan.max_turns,
-        backchannel_rate=plan.backchannel_rate,
-        interruption_rate=plan.interruption_rate,
+        backchannel_rate=(timing.backchannel_share if plan.backchannel_rate is None
+                          else plan.backchannel_rate),
+        interruption_rate=(timing.interruption_rate if plan.interruption_rate is None
+                           else plan.interruption_rate),
         pause_rate=plan.pause_rate,
-        overlap_rate=plan.overlap_rate,
+        overlap_rate=(timing.targets.overlap_transfer_ratio if plan.overlap_rate is None
+                      else plan.overlap_rate),
+        side_talk_rate=plan.side_talk_rate,
+        next_speaker=plan.next_speaker,
+        transfers=timing.targets.definition if plan.overlap_rate is None else "turns",
         generator="corpus" if config.tts.name == "corpus" else config.writer.name,
     )
 
@@ -188,7 +202,8 @@ def _summary(
     import pyarrow.parquet as pq
 
     totals = writer.totals()
-    timing = TimingAccumulator()
+    target = timing_target(config)
+    timing = TimingAccumulator(definition=target["definition"])
     for path in writer.finished_shards():
         for text in pq.read_table(path, columns=["timeline"]).column("timeline").to_pylist():
             timing.add_dialogue(intervals_from_timeline(json.loads(text)))
@@ -198,20 +213,27 @@ def _summary(
         "counts": {"planned": totals.planned, "written": totals.written,
                    "rejected": dict(Counter(totals.rejected))},
         "audio_hours": round(totals.audio_s / 3600, 4),
-        "timing": {"target": _timing_target(config), "achieved": timing.result()},
+        "timing": {"target": target["values"], "achieved": timing.result(),
+                   "definition": target["definition"], "profile": config.timing.profile},
         "wall_s": round(wall_s, 2),
         "shards": len(writer.finished_shards()),
     }
 
 
-def _timing_target(config: GenerateConfig) -> dict[str, float]:
-    gap = (config.timing.get("gap") or {}).get("median_s", 0.22)
-    return {
-        "overlap_transfer_ratio": config.plan.overlap_rate,
-        "overlapped_speech_fraction": 0.05,
-        "gap_median_s": gap,
-        "backchannel_share": config.plan.backchannel_rate,
-    }
+def timing_target(config: GenerateConfig) -> dict:
+    """Targets of the run: the timing config or profile, unless plan rates override them.
+
+    An explicit `plan.overlap_rate` / `plan.backchannel_rate` sets that target only where
+    transfers are counted the way the plan counts them ("turns").
+    """
+    targets = timing_settings(config).targets
+    values = targets.as_dict()
+    if targets.definition == "turns":
+        if config.plan.overlap_rate is not None:
+            values["overlap_transfer_ratio"] = config.plan.overlap_rate
+        if config.plan.backchannel_rate is not None:
+            values["backchannel_share"] = config.plan.backchannel_rate
+    return {"values": values, "definition": targets.definition}
 
 
 def _versions() -> dict[str, str]:

@@ -2,9 +2,17 @@
 
 Everything is drawn from a generator seeded by `f"{run_seed}:{index}"`, so a scenario is the
 same on every machine and rerun, and shards can be planned independently. Phenomenon quotas
-follow DESIGN section 5 (backchannels ~16-19 % of contributions, ~30 % of speaker transfers
-overlapped) and are capped so that a 2-party script of `target_turns` turns can meet them all:
-each speaker boundary carries at most one backchannel, interruption or overlap.
+follow the timing settings (DESIGN section 5 by default, a fitted profile otherwise): the
+share of speaker transfers that overlap is split into barge-ins (`interruption_rate` per
+transfer) and plain overlaps, and backchannels make up `backchannel_rate` of contributions.
+Quotas are capped so that a script of `target_turns` turns can meet them all: each speaker
+boundary carries at most one backchannel, interruption or overlap.
+
+Multi-party scenarios (3-6 speakers) are meetings: a human chair, human participants and
+the assistant as one participant. Who speaks next follows a first-order Markov matrix over
+roles (`next_speaker`), expanded to speakers by splitting a role's probability evenly among
+its members; the speaker-level matrix is part of the scenario. `side_talk` counts turns
+between humans not addressed to the assistant.
 """
 
 from __future__ import annotations
@@ -19,20 +27,33 @@ from pipeline.schema import Phenomena, ScenarioSpec, SpeakerSpec, scenario_id
 VoicePicker = Callable[[str, int, random.Random], list[dict]]
 """(language, number of speakers, rng) -> one backend-specific voice dict per speaker."""
 
+MEETING_ROLES = ("chair", "participant", "assistant")
+DEFAULT_NEXT_SPEAKER: dict[str, dict[str, float]] = {
+    "chair": {"chair": 0.05, "participant": 0.6, "assistant": 0.35},
+    "participant": {"chair": 0.3, "participant": 0.4, "assistant": 0.3},
+    "assistant": {"chair": 0.35, "participant": 0.6, "assistant": 0.05},
+}
+STAY_AFTER_BACKCHANNEL = 0.4  # 2-party: chance the floor holder goes on after a backchannel
+BACKCHANNEL_BY_NEXT = 0.9  # meetings: chance a backchannel comes from the next speaker
+BACKCHANNEL_PAIR = 1.0  # meetings: chance a backchannel joins another listener's in one turn
+
 
 @dataclass(frozen=True)
 class PlanSettings:
     """Knobs of the plan stage; rates are expectations, quotas are drawn per scenario."""
 
     languages: tuple[str, ...] = ("en", "hu")
-    speakers: int = 2
+    speakers: int | tuple[int, int] = 2  # a count, or an inclusive (min, max) range
     domains: tuple[str, ...] = ()  # empty = every domain known for the language
     min_turns: int = 8
     max_turns: int = 16
     backchannel_rate: float = 0.18  # backchannels per contribution (turns + backchannels)
     interruption_rate: float = 0.08  # per speaker change
     pause_rate: float = 0.25  # mid-turn pauses per turn
-    overlap_rate: float = 0.30  # share of speaker transfers overlapped (Switchboard ~30 %)
+    overlap_rate: float = 0.30  # share of speaker transfers overlapped, barge-ins included
+    side_talk_rate: float = 0.2  # multi-party: share of human turns addressed to a human
+    next_speaker: dict[str, dict[str, float]] | None = None  # role matrix; None = default
+    transfers: str = "turns"  # how the target counts transfers: "turns" or "segments"
     generator: str = "offline"
 
 
@@ -115,6 +136,48 @@ _SITUATIONS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
+# Multi-party situations: a group talks among itself and with the assistant in the room.
+_MEETING_SITUATIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "en": {
+        "travel_booking": ("A team plans its autumn offsite and asks the assistant to book "
+                           "the trip.",
+                           "A family decides where to go for the weekend and books it with "
+                           "the assistant."),
+        "doctor_appointment": ("A family sorts out check-ups for everyone with the clinic's "
+                               "assistant.",),
+        "tech_support": ("Office colleagues whose network is down troubleshoot it with the "
+                         "support assistant.",),
+        "restaurant": ("Friends plan a birthday dinner and book a table through the "
+                       "assistant.",),
+        "banking": ("A couple and their adviser discuss a loan with the bank's assistant.",),
+        "weather_smalltalk": ("Hikers plan a weekend trip and check the weather with the "
+                              "assistant.",),
+        "shopping": ("Flatmates sort out a late online order with the shop's assistant.",),
+        "museum_tourism": ("Teachers plan a class trip to the museum with the visitor "
+                           "assistant.",),
+    },
+    "hu": {
+        "travel_booking": ("Egy csapat az őszi kihelyezett ülését tervezi, és az asszisztenssel "
+                           "foglaltatja le az utat.",
+                           "Egy család eldönti, hová menjen hétvégén, és az asszisztenssel "
+                           "foglal."),
+        "doctor_appointment": ("Egy család a rendelő asszisztensével egyezteti mindenki "
+                               "szűrővizsgálatát.",),
+        "tech_support": ("Irodai kollégák a támogató asszisztenssel együtt keresik, miért nincs "
+                         "hálózat.",),
+        "restaurant": ("Barátok születésnapi vacsorát szerveznek, és az asszisztensen keresztül "
+                       "foglalnak asztalt.",),
+        "banking": ("Egy házaspár és a tanácsadójuk a bank asszisztensével beszéli meg a "
+                    "kölcsönt.",),
+        "weather_smalltalk": ("Túrázók hétvégi kirándulást terveznek, és az asszisztenstől "
+                              "kérdezik az időjárást.",),
+        "shopping": ("Lakótársak egy késő internetes rendelés ügyét intézik a bolt "
+                     "asszisztensével.",),
+        "museum_tourism": ("Tanárok osztálykirándulást terveznek a múzeumba a látogatói "
+                           "asszisztenssel.",),
+    },
+}
+
 _NAMES: dict[str, tuple[str, ...]] = {
     "en": ("Emma", "Oliver", "Sophie", "James", "Grace", "Daniel", "Chloe", "Samuel",
            "Lucy", "Henry", "Mia", "Thomas"),
@@ -128,12 +191,18 @@ _PERSONAS: dict[str, dict[str, tuple[str, ...]]] = {
                  "detail-oriented, double-checks everything"),
         "assistant": ("patient customer service agent", "cheerful and efficient agent",
                       "calm, precise agent"),
+        "chair": ("firm, keeps time", "friendly, gives everyone a say"),
+        "participant": ("keen, full of ideas", "careful, asks a lot of questions",
+                        "quiet but precise", "jokes a lot"),
     },
     "hu": {
         "user": ("udvarias, kicsit bizonytalan", "siet", "beszédes és barátságos",
                  "alapos, mindent kétszer ellenőriz"),
         "assistant": ("türelmes ügyfélszolgálatos", "vidám és gyors ügyintéző",
                       "nyugodt, pontos ügyintéző"),
+        "chair": ("határozott, tartja az időt", "barátságos, mindenkit szóhoz juttat"),
+        "participant": ("lelkes, sok ötlete van", "óvatos, sokat kérdez",
+                        "csendes, de pontos", "tréfás kedvű"),
     },
 }
 
@@ -161,52 +230,126 @@ def plan_scenario(
     situation = rng.choice(_SITUATIONS[language][domain])
     count = _speaker_count(settings, rng)
     target_turns = rng.randint(settings.min_turns, settings.max_turns)
-    phenomena = _quotas(settings, target_turns, count, rng)
     seed = rng.getrandbits(63)
 
     names = rng.sample(_NAMES[language], count)
     assistant_slot = rng.randrange(count)
+    roles = _roles(count, assistant_slot, rng)
+    if count > 2:
+        situation = rng.choice(_MEETING_SITUATIONS[language][domain])
     voice_rng = random.Random(f"{run_seed}:{index}:voices")
     picked = voices(language, count, voice_rng)
     if len(picked) != count:
         raise ValueError(f"voices: picker returned {len(picked)} voices for {count} speakers")
-    speakers = []
-    for slot in range(count):
-        role = "assistant" if slot == assistant_slot else "user"
-        speakers.append(SpeakerSpec(
-            id=f"spk{slot}", name=names[slot], role=role,
-            persona=rng.choice(_PERSONAS[language][role]), voice=dict(picked[slot]),
-        ))
+    speakers = [
+        SpeakerSpec(id=f"spk{slot}", name=names[slot], role=roles[slot],
+                    persona=rng.choice(_PERSONAS[language][roles[slot]]),
+                    voice=dict(picked[slot]))
+        for slot in range(count)
+    ]
+    matrix = next_speaker_matrix(roles, settings.next_speaker) if count > 2 else None
+    phenomena = _quotas(settings, target_turns, count, rng, matrix)
     return ScenarioSpec(
         id=scenario_id(run_seed, index), index=index, language=language, domain=domain,
         situation=situation, speakers=speakers, assistant=f"spk{assistant_slot}",
         target_turns=target_turns, phenomena=phenomena, generator=settings.generator, seed=seed,
+        next_speaker=matrix,
     )
 
 
 def _speaker_count(settings: PlanSettings, rng: random.Random) -> int:
-    """One place to grow a (min, max) range later; `rng` is reserved for that draw."""
-    return settings.speakers
+    if isinstance(settings.speakers, int):
+        return settings.speakers
+    low, high = settings.speakers
+    return rng.randint(low, high)
 
 
-def _quotas(settings: PlanSettings, turns: int, speakers: int, rng: random.Random) -> Phenomena:
+def _roles(count: int, assistant_slot: int, rng: random.Random) -> list[str]:
+    """2 speakers: user + assistant. More: a meeting with one chair among the humans."""
+    if count == 2:
+        return ["assistant" if slot == assistant_slot else "user" for slot in range(2)]
+    humans = [slot for slot in range(count) if slot != assistant_slot]
+    chair = rng.choice(humans)
+    return ["assistant" if slot == assistant_slot else "chair" if slot == chair
+            else "participant" for slot in range(count)]
+
+
+def next_speaker_matrix(
+    roles: list[str], role_matrix: dict[str, dict[str, float]] | None = None
+) -> list[list[float]]:
+    """Speaker-level first-order Markov matrix (rows sum to 1) from a role-level one.
+
+    P(next = j | current = i) = M[role_i][role_j] / |speakers with role_j|.
+    """
+    matrix = role_matrix or DEFAULT_NEXT_SPEAKER
+    members = {role: roles.count(role) for role in set(roles)}
+    rows = []
+    for role in roles:
+        row = [matrix[role].get(other, 0.0) / members[other] for other in roles]
+        total = sum(row)
+        if total <= 0:
+            raise ValueError(f"plan.next_speaker: row {role!r} gives no speaker a chance")
+        rows.append([round(p / total, 6) for p in row])
+    return rows
+
+
+def change_probability(matrix: list[list[float]] | None) -> float:
+    """Long-run share of turn boundaries where the speaker changes (1.0 for 2-party)."""
+    if matrix is None:
+        return 1.0
+    size = len(matrix)
+    weights = [1.0 / size] * size
+    for _ in range(200):  # power iteration to the stationary distribution
+        weights = [sum(weights[i] * matrix[i][j] for i in range(size)) for j in range(size)]
+    return 1.0 - sum(weights[i] * matrix[i][i] for i in range(size))
+
+
+def _quotas(settings: PlanSettings, turns: int, speakers: int, rng: random.Random,
+            matrix: list[list[float]] | None = None) -> Phenomena:
     """Draw phenomenon counts around their expectations and cap them to what fits.
 
     Stochastic rounding keeps the mean equal to the expectation (an expected 0.6 interruption
-    becomes 1 interruption in 60 % of scenarios). `pauses` counts pause points (word
+    becomes 1 interruption in 60 % of scenarios). Expected speaker transfers: 2-party
+    dialogues alternate except where the floor holder goes on after a backchannel; meetings
+    change speaker as often as their Markov matrix says. `pauses` counts pause points (word
     indices), one per paused turn unless more pauses than turns are asked for.
     """
-    transfers = turns - 1  # speaker boundaries between consecutive turns
+    boundaries = turns - 1
     rate = min(settings.backchannel_rate, 0.95)
-    backchannels = _stochastic_round(rate / (1.0 - rate) * turns, rng)
-    interruptions = _stochastic_round(settings.interruption_rate * transfers, rng)
-    overlaps = _stochastic_round(settings.overlap_rate * transfers, rng)
+    expected_backchannels = rate / (1.0 - rate) * turns
+    hosts = expected_backchannels  # turns followed by backchannels
+    if matrix is None:
+        change = 1.0 - STAY_AFTER_BACKCHANNEL  # at a backchannel's boundary
+        transfers = boundaries - STAY_AFTER_BACKCHANNEL * expected_backchannels
+        next_not_listener = STAY_AFTER_BACKCHANNEL
+    else:
+        hosts = expected_backchannels / (1.0 + BACKCHANNEL_PAIR)
+        change = change_probability(matrix)
+        transfers = boundaries * change
+        next_not_listener = (1.0 - change) + change * (1.0 - BACKCHANNEL_BY_NEXT) * (
+            1.0 - 1.0 / (speakers - 1))
+    transfers = max(0.0, transfers)
+    if settings.transfers == "segments":
+        # a host turn with backchannels gives one overlapped transfer (host -> first one),
+        # one transfer per further backchannel, and one more to the next turn unless the
+        # last backchannel's speaker takes it; the host's own transfer is no longer counted
+        counted = transfers + expected_backchannels + hosts * (next_not_listener - change)
+        overlapped = max(0.0, settings.overlap_rate * counted - hosts)
+    else:
+        overlapped = settings.overlap_rate * transfers
+    interruptions = _stochastic_round(min(settings.interruption_rate * transfers, overlapped),
+                                      rng)
+    overlaps = _stochastic_round(max(0.0, overlapped - interruptions), rng)
+    backchannels = _stochastic_round(expected_backchannels, rng)
     pauses = _stochastic_round(settings.pause_rate * turns, rng)
-    interruptions = min(interruptions, (transfers + 1) // 2)  # never two in a row
-    overlaps = min(overlaps, transfers - interruptions)
-    backchannels = min(backchannels, transfers - interruptions - overlaps)
+    interruptions = min(interruptions, (boundaries + 1) // 2)  # never two in a row
+    overlaps = min(overlaps, boundaries - interruptions)
+    backchannels = min(backchannels, boundaries - interruptions - overlaps)
+    side_talk = 0
+    if speakers > 2:
+        side_talk = _stochastic_round(settings.side_talk_rate * turns, rng)
     return Phenomena(backchannels=backchannels, interruptions=interruptions,
-                     pauses=min(pauses, 2 * turns), overlaps=overlaps, side_talk=0)
+                     pauses=min(pauses, 2 * turns), overlaps=overlaps, side_talk=side_talk)
 
 
 def _stochastic_round(value: float, rng: random.Random) -> int:
@@ -229,12 +372,24 @@ def _check_settings(settings: PlanSettings) -> None:
             if domain not in _SITUATIONS[language]:
                 raise ValueError(f"domain: {domain!r} is not known for {language!r}; "
                                  f"use one of {known_domains(language)}")
-    if settings.speakers != 2:
-        raise ValueError(f"speakers: {settings.speakers} is not supported yet; use 2")
+    low, high = ((settings.speakers, settings.speakers) if isinstance(settings.speakers, int)
+                 else tuple(settings.speakers))
+    if not 2 <= low <= high <= 6:
+        raise ValueError(f"speakers: {settings.speakers} is not supported; use an int in 2..6 "
+                         "or (min, max) with 2 <= min <= max <= 6")
+    for role, row in (settings.next_speaker or {}).items():
+        if role not in MEETING_ROLES or set(row) - set(MEETING_ROLES):
+            raise ValueError(f"next_speaker: roles must be {MEETING_ROLES}, got {role!r}: "
+                             f"{sorted(row)}")
+        if any(p < 0 for p in row.values()) or sum(row.values()) <= 0:
+            raise ValueError(f"next_speaker.{role}: probabilities must be >= 0, sum > 0")
+    if settings.next_speaker is not None and set(settings.next_speaker) != set(MEETING_ROLES):
+        raise ValueError(f"next_speaker: needs a row for each of {MEETING_ROLES}")
     if not 2 <= settings.min_turns <= settings.max_turns:
         raise ValueError(f"min_turns/max_turns: need 2 <= min_turns <= max_turns, got "
                          f"{settings.min_turns}, {settings.max_turns}")
-    for name in ("backchannel_rate", "interruption_rate", "pause_rate", "overlap_rate"):
+    for name in ("backchannel_rate", "interruption_rate", "pause_rate", "overlap_rate",
+                 "side_talk_rate"):
         value = getattr(settings, name)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name}: {value} is outside [0, 1]")

@@ -46,6 +46,8 @@ class ScenarioSpec(BaseModel):
     phenomena: Phenomena = Field(default_factory=Phenomena)
     generator: str = "offline"
     seed: int
+    next_speaker: list[list[float]] | None = Field(
+        None, description="multi-party: P(next speaker j | speaker i), rows in speaker order")
 
     def speaker(self, speaker_id: str) -> SpeakerSpec:
         for spec in self.speakers:

@@ -63,6 +63,7 @@ def segment_features(sample_rate: int) -> Features:
             "end_s": Value("float64"),
             "duration_s": Value("float64"),
             "language": Value("string"),
+            "voice_id": Value("string"),
         }
     )
 

@@ -121,13 +121,16 @@ class SpeakStage(RowStage):
 class AssembleStage(RowStage):
     """arrange → render → label → encode: pure steps fused so raw audio crosses no process."""
 
+    def setup(self) -> None:
+        self.timing_settings = TimingSettings.from_config(self.config.get("timing") or {})
+
     def process(self, row: Row) -> Row:
         config = self.config
         scenario = ScenarioSpec.model_validate_json(row["scenario"])
         script = DialogueScript.model_validate_json(row["script"])
         utterances: list[Utterance] = pickle.loads(row["utterances"])
-        timing = TimingModel(TimingSettings.from_config(config.get("timing") or {}),
-                             random.Random(scenario.seed))
+        timing = TimingModel(self.timing_settings, random.Random(scenario.seed),
+                             [s.id for s in scenario.speakers])
         timeline = arrange(script, utterances, timing)
         speaker_order = [s.id for s in scenario.speakers]
         sample_rate = config["sink"]["sample_rate"]
@@ -181,6 +184,7 @@ class AssembleStage(RowStage):
                 "end_s": segment.end_s,
                 "duration_s": round((end - begin) / sample_rate, 4),
                 "language": segment.language,
+                "voice_id": str(scenario.speaker(segment.speaker).voice.get("id", "")),
             })
         return {
             **row,

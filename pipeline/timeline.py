@@ -2,6 +2,10 @@
 
 Pure: (script, utterances, timing model) -> Timeline. The script says *what* happens
 (backchannel, barge-in, overlapped transfer, mid-turn pause); the timing model says *when*.
+An overlap may last longer than the next turn (the turn is then said inside the floor, as
+often in meetings) but never starts before the floor does, so turns stay in script order.
+Each turn is placed against the end of the turn before it (not the longest one still
+running), so a measured offset is the drawn one; a speaker never overlaps themself.
 Only words actually spoken survive: a barged-in turn keeps the words that end by its cut.
 """
 
@@ -13,6 +17,7 @@ from pipeline.schema import Chunk, DialogueScript, Placed, Timeline, Turn, Utter
 from pipeline.timing import TimingModel
 
 MIN_WORDS_TO_INTERRUPT = 3
+MIN_LEAD_S = 0.1  # an overlapping turn starts at least this long after the floor's start
 
 
 def arrange(
@@ -25,31 +30,37 @@ def arrange(
     placed: list[Placed] = []
     last_end: dict[str, float] = {}
     floor: Placed | None = None
+    acknowledged = -1.0  # end of the last backchannel inside the current floor
     for index, (turn, utterance) in enumerate(zip(script.turns, utterances, strict=True)):
         chunks = _chunks_with_pauses(turn, utterance, timing)
         earliest = last_end.get(turn.speaker, -1.0) + timing.settings.min_self_gap_s
         if turn.kind == "backchannel" and floor is not None and floor.speaker != turn.speaker:
+            earliest = max(earliest, acknowledged + timing.backchannel_delay())
             start = _backchannel_start(floor, utterance.duration_s, earliest, timing)
         elif floor is None:
             start = 0.0
         elif turn.interrupts and _can_be_interrupted(floor, turn.speaker):
             start = _interrupt(floor, earliest, timing)
         else:
-            floor_end = max(p.end_s for p in placed if p.kind == "turn")
+            floor_end = floor.end_s
             if floor.speaker == turn.speaker:
-                start = floor_end + timing.same_speaker_gap()
+                start = floor_end + timing.same_speaker_gap(turn.speaker)
             elif turn.overlap:
-                overlap = min(timing.overlap(), 0.5 * floor_duration(floor),
-                              0.5 * utterance.duration_s)
-                start = floor_end - overlap
+                overlap = min(timing.overlap(), floor_end - floor.start_s - MIN_LEAD_S)
+                if timing.settings.offsets is None:  # human defaults: no turn said inside
+                    overlap = min(overlap, 0.5 * utterance.duration_s)  # another one
+                start = floor_end - max(0.0, overlap)
             else:
-                start = floor_end + timing.gap()
+                start = floor_end + timing.gap(turn.speaker)
         start = max(0.0, start, earliest)
         segment = _place(index, turn, utterance, chunks, start)
         placed.append(segment)
         last_end[turn.speaker] = segment.end_s
+        if turn.kind == "backchannel":
+            acknowledged = segment.end_s
         if turn.kind == "turn" or floor is None:
             floor = segment
+            acknowledged = -1.0
     duration = max(p.end_s for p in placed) + timing.settings.tail_s
     return Timeline(duration_s=round(duration, 4), segments=placed)
 

@@ -41,12 +41,12 @@ def test_hours_goal_stops_inside_band_after_an_overshoot():
 def test_hours_budget_through_the_cli(tmp_path):
     out = tmp_path / "ds"
     command = [sys.executable, "-m", "pipeline", "generate", f"sink.dir={out}",
-               f"hydra.run.dir={tmp_path / 'hydra'}", "budget.hours=0.05",
-               "sink.shard_dialogues=2", "progress=false", "ray.num_cpus=2"]
+               f"hydra.run.dir={tmp_path / 'hydra'}", "budget.hours=0.25", "sink.shard_dialogues=4",
+               "progress=false", "ray.num_cpus=2"]
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=600)
     written_s = sum(pq.read_table(out / "data" / "dialogues", columns=["duration_s"])
                     .column("duration_s").to_pylist())
-    assert abs(written_s / 3600 - 0.05) <= 0.05 * 0.05
+    assert abs(written_s / 3600 - 0.25) <= 0.25 * 0.05
     run = json.loads((out / "run.json").read_text())
     assert run["budget"]["met"] and run["audio_hours"] == pytest.approx(written_s / 3600,
                                                                          abs=1e-3)

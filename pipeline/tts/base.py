@@ -30,11 +30,14 @@ class TtsBackend(Protocol):
         ...
 
     def voices(self, language: str) -> list[dict]:
-        """The voice registry for a BCP-47 language (`en`, `hu`, `en-US` ...)."""
+        """The voice registry for a BCP-47 language (`en`, `hu`, `en-US` ...). Each voice
+        has a stable `id` (same id = same voice in every dialogue) and, where known,
+        `gender` and `age_band`."""
         ...
 
     def pick_voices(self, language: str, count: int, rng: random.Random) -> list[dict]:
-        """`count` distinct voices for one dialogue; the same rng state gives the same list."""
+        """`count` distinct registry voices for one dialogue; the same rng state gives the
+        same list. Backends may accept `attributes=[{gender, age_band}, ...]` to narrow it."""
         ...
 
     def synthesize(self, text: str, voice: dict, turn: int, speaker: str) -> Utterance:

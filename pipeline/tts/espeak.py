@@ -94,6 +94,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 
 
+AGE_BANDS = ("young", "adult", "senior")
+_VARIANT_AGES = {"grandma": ("senior",), "aunty": ("adult", "senior")}
+
 # Tokens eSpeak reads wrongly, respelled for synthesis only (the Utterance keeps the
 # script's tokens). Keys are the lower-cased token without surrounding punctuation; a value
 # in [[...]] is eSpeak phoneme input. Found in eSpeak's phoneme output: it spells
@@ -299,8 +302,9 @@ class EspeakBackend:
 
     Options (config `tts=espeak`): `rate` in words per minute, `pitch` and `pitch_range`
     on eSpeak's 0-100 scale (50 = the variant's own), each an inclusive [low, high] range
-    that `pick_voices` samples from; `volume` 0-200 (100 = normal); `threshold_db`, the
-    silence threshold relative to the peak used to tighten word times.
+    that the voice registry (`voices`) spreads its voices over; `volume` 0-200
+    (100 = normal); `threshold_db`, the silence threshold relative to the peak used to
+    tighten word times.
     """
 
     name = "espeak"
@@ -344,51 +348,79 @@ class EspeakBackend:
         return ACCENTS[primary]
 
     def voices(self, language: str) -> list[dict]:
-        """Every accent x variant for the language, at the middle of the option ranges."""
-        mid = [(low + high) // 2 for low, high in (self.rate, self.pitch, self.pitch_range)]
+        """The voice registry of a language: accent x variant x age band, fixed prosody.
+
+        Every entry has a stable `id` (`espeak:<accent>+<variant>:<age band>`): the same id
+        always means the same parameters, in every dialogue and run with these options, so
+        ASR training can count and balance speakers. Age bands set prosody inside the option
+        ranges: young = upper third of pitch and rate, adult = middle, senior = lower third
+        (and a narrower pitch range); each voice sits at a fixed point inside its band.
+        """
         return [
-            {
-                "backend": self.name,
-                "name": f"{accent}+{variant}",
-                "gender": gender,
-                "rate": mid[0],
-                "pitch": mid[1],
-                "range": mid[2],
-            }
+            self._voice(accent, variant, gender, band)
             for accent in self._accents(language)
             for gender, variants in VARIANTS.items()
             for variant in variants
+            for band in AGE_BANDS
+            if band in _VARIANT_AGES.get(variant, AGE_BANDS)
         ]
 
-    def pick_voices(self, language: str, count: int, rng: random.Random) -> list[dict]:
-        """`count` voices with distinct variants, alternating genders while both last, each
-        with a random accent of the language and jittered rate, pitch and range."""
-        accents = self._accents(language)
-        pools = {gender: list(variants) for gender, variants in VARIANTS.items()}
-        available = sum(len(pool) for pool in pools.values())
-        if not 0 <= count <= available:
+    def _voice(self, accent: str, variant: str, gender: str, band: str) -> dict:
+        voice_id = f"{self.name}:{accent}+{variant}:{band}"
+        place = random.Random(voice_id)
+        third = {"young": 2, "adult": 1, "senior": 0}[band]
+
+        def inside(bounds: tuple[int, int], third_index: int) -> int:
+            low, high = bounds
+            step = (high - low) / 3
+            return int(round(low + step * (third_index + place.random())))
+
+        return {
+            "backend": self.name,
+            "id": voice_id,
+            "name": f"{accent}+{variant}",
+            "language": accent.split("-")[0],
+            "gender": gender,
+            "age_band": band,
+            "rate": inside(self.rate, third),
+            "pitch": inside(self.pitch, third),
+            "range": inside(self.pitch_range, 0 if band == "senior" else 1 + place.randrange(2)),
+        }
+
+    def pick_voices(
+        self, language: str, count: int, rng: random.Random,
+        attributes: list[dict] | None = None,
+    ) -> list[dict]:
+        """`count` registry voices with distinct variants (so they sound distinct).
+
+        `attributes` (one dict per speaker, keys `gender` / `age_band`) narrow each pick;
+        without them genders alternate from a random start and age bands are drawn.
+        """
+        registry = self.voices(language)
+        variants = {v["name"].split("+")[1] for v in registry}
+        if not 0 <= count <= len(variants):
             raise ValueError(
-                f"pick_voices count={count}: espeak has {available} distinct variants per language"
+                f"pick_voices count={count}: espeak has {len(variants)} distinct variants "
+                "per language"
             )
-        for gender in sorted(pools):
-            rng.shuffle(pools[gender])
-        order = sorted(pools)
-        rng.shuffle(order)
+        if attributes is not None and len(attributes) != count:
+            raise ValueError(f"pick_voices: {len(attributes)} attribute sets for {count} voices")
+        genders = sorted(VARIANTS)
+        first = rng.randrange(len(genders))
         picked: list[dict] = []
-        while len(picked) < count:
-            gender = next(g for g in order if pools[g])
-            order.remove(gender)
-            order.append(gender)
-            picked.append(
-                {
-                    "backend": self.name,
-                    "name": f"{rng.choice(accents)}+{pools[gender].pop()}",
-                    "gender": gender,
-                    "rate": rng.randint(*self.rate),
-                    "pitch": rng.randint(*self.pitch),
-                    "range": rng.randint(*self.pitch_range),
-                }
-            )
+        used: set[str] = set()
+        for slot in range(count):
+            wanted = dict(attributes[slot]) if attributes else {
+                "gender": genders[(first + slot) % len(genders)],
+                "age_band": rng.choice(AGE_BANDS)}
+            pool = [v for v in registry if v["name"].split("+")[1] not in used
+                    and all(v.get(k) == value for k, value in wanted.items())]
+            if not pool:
+                raise ValueError(f"pick_voices: no unused {language!r} voice with {wanted}; "
+                                 f"available attributes: gender {genders}, age_band {AGE_BANDS}")
+            voice = rng.choice(pool)
+            used.add(voice["name"].split("+")[1])
+            picked.append(voice)
         return picked
 
     def synthesize(self, text: str, voice: dict, turn: int, speaker: str) -> Utterance:

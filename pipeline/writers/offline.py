@@ -1,4 +1,6 @@
-"""The offline composer: a deterministic 2-party script from phrase banks, no network.
+"""The offline composer: a deterministic script from phrase banks, no network.
+
+Two speakers make a service call (below); 3-6 make a meeting (`pipeline.writers.meeting`).
 
 The script is laid out first (who speaks each turn, which speaker boundary carries a
 backchannel, an interruption or an overlap, which turns pause) so that the scenario's quotas
@@ -20,6 +22,7 @@ import random
 from dataclasses import dataclass
 
 from pipeline.schema import DialogueScript, Phenomena, ScenarioSpec, Turn
+from pipeline.writers.meeting import write_meeting
 from pipeline.writers.phrasebank import EN, DomainBank, LanguageBank
 from pipeline.writers.phrasebank_hu import HU
 
@@ -36,13 +39,14 @@ class _Slot:
     interrupts: bool = False
     overlap: bool = False
     backchannel_after: bool = False
+    backchannels: int = 0  # meetings: listeners acknowledging this turn (1 or 2)
     interrupted: bool = False
     pauses: int = 0
 
     def min_words(self) -> int:
         need = {0: 2, 1: 6}.get(self.pauses, 10)
         if self.backchannel_after:
-            need = max(need, 8)
+            need = max(need, 8 if self.backchannels < 2 else 12)
         if self.interrupted:
             need = max(need, 15)
         return need
@@ -63,10 +67,12 @@ class OfflineComposer:
         if domain is None:
             raise ValueError(f"domain: {scenario.domain!r} has no {scenario.language!r} phrases; "
                              f"use one of {tuple(bank.domains)}")
-        if len(scenario.speakers) != 2:
-            raise ValueError(f"speakers: the offline composer writes 2-party dialogues, "
+        if not 2 <= len(scenario.speakers) <= 6:
+            raise ValueError(f"speakers: the offline composer writes 2 to 6 speakers, "
                              f"scenario {scenario.id} has {len(scenario.speakers)}")
         rng = random.Random(f"offline:{scenario.seed}")
+        if len(scenario.speakers) > 2:
+            return write_meeting(scenario, bank, domain, rng)
         ids = [s.id for s in scenario.speakers]
         agent = scenario.assistant if scenario.assistant in ids else ids[1]
         user = ids[0] if ids[1] == agent else ids[1]

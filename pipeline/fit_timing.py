@@ -1,0 +1,249 @@
+"""`duplexsynth fit-timing`: fit a timing profile from real conversations.
+
+Reads speaker segments from RTTM files, NeMo manifests (JSONL with `audio_filepath`,
+`offset`, `duration`, `speaker`; one recording per `audio_filepath`) and Lhotse supervision
+manifests (JSONL, JSONL.gz or a JSON list with `recording_id`, `start`, `duration`,
+`speaker`; parsed as plain JSON, lhotse is not needed), and writes `timing_profile.yaml`:
+
+- `statistics`: the corpus's four run.json statistics with every segment counted (a corpus
+  has no backchannel labels), which become the targets of a run that loads the profile;
+- `backchannel`: segments of at most `backchannel_max_s` lying inside another speaker's
+  segment are taken for backchannels (their share is `statistics.backchannel_share`);
+- `turn_statistics` and `offsets`: offsets between the remaining turns (the kernel density
+  the arranger draws from) and the share of those transfers that overlap (the plan's quota);
+- `same_speaker_offsets`: silences between consecutive turns of one speaker;
+- `speaker_gap_scales`: each speaker's median gap before taking the floor over the corpus
+  median, so generated speakers differ in pace the way real ones do;
+- `pause`: a log-normal fitted to same-speaker silences up to `pause_max_s`;
+- `interruption_rate`: barge-ins per transfer for the plan (a config value: RTTM has no
+  barge-in labels, and a barge-in's overlap follows the reaction-time model rather than the
+  corpus, so a profile keeps it low and draws the other overlaps from the corpus).
+Kernel bandwidths follow Silverman's rule of thumb (robust form).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import random
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.timing import PROFILE_FORMAT
+from pipeline.timing_stats import Interval, TimingAccumulator
+
+Recordings = dict[str, list[Interval]]
+MIN_SPEAKER_GAPS = 5
+
+
+class FitOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dir: str = "outputs/timing"
+
+
+class FitTimingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inputs: list[str] = Field(default_factory=list)
+    out: FitOutput = Field(default_factory=FitOutput)
+    backchannel_max_s: float = Field(1.0, gt=0)
+    pause_max_s: float = Field(2.0, gt=0)
+    max_samples: int = Field(4000, ge=10)
+    interruption_rate: float = Field(0.02, ge=0, le=1)
+    seed: int = 0
+
+
+def read_segments(path: str | Path) -> Recordings:
+    """Speaker segments of one file, grouped by recording; the format follows the name."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ValueError(f"inputs: {str(file)!r} does not exist")
+    name = file.name.lower()
+    if name.endswith(".rttm"):
+        return _read_rttm(file)
+    if name.endswith((".json", ".jsonl", ".jsonl.gz", ".json.gz")):
+        return _read_json_manifest(file)
+    raise ValueError(f"inputs: {str(file)!r} is not .rttm, .json, .jsonl or .jsonl.gz "
+                     "(RTTM, NeMo manifest or Lhotse supervisions)")
+
+
+def _read_rttm(file: Path) -> Recordings:
+    recordings: Recordings = defaultdict(list)
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0] != "SPEAKER":
+            continue
+        try:
+            start, duration = float(fields[3]), float(fields[4])
+            recordings[fields[1]].append(Interval(fields[7], start, start + duration))
+        except (IndexError, ValueError):
+            raise ValueError(f"inputs: {file}:{number} is not an RTTM SPEAKER line") from None
+    return dict(recordings)
+
+
+def _json_records(file: Path) -> Iterable[dict]:
+    opener = gzip.open if file.name.lower().endswith(".gz") else open
+    with opener(file, "rt", encoding="utf-8") as handle:
+        text = handle.read()
+    if text.lstrip().startswith("["):
+        yield from json.loads(text)
+        return
+    for line in text.splitlines():
+        if line.strip():
+            yield json.loads(line)
+
+
+def _read_json_manifest(file: Path) -> Recordings:
+    recordings: Recordings = defaultdict(list)
+    for number, record in enumerate(_json_records(file), 1):
+        if "recording_id" in record:  # Lhotse SupervisionSegment
+            recording, start = record["recording_id"], float(record["start"])
+        elif "audio_filepath" in record:  # NeMo manifest line
+            recording, start = record["audio_filepath"], float(record.get("offset", 0.0))
+        else:
+            raise ValueError(f"inputs: {file} record {number} has neither 'recording_id' "
+                             "(Lhotse) nor 'audio_filepath' (NeMo)")
+        if not record.get("speaker"):
+            raise ValueError(f"inputs: {file} record {number} has no 'speaker'; timing needs "
+                             "speaker labels")
+        duration = float(record["duration"])
+        recordings[str(recording)].append(Interval(str(record["speaker"]), start,
+                                                   start + duration))
+    return dict(recordings)
+
+
+def label_backchannels(intervals: list[Interval], max_s: float) -> list[Interval]:
+    """Mark segments of <= max_s that lie inside another speaker's segment as backchannels."""
+    ordered = sorted(intervals, key=lambda i: (i.start_s, i.end_s))
+    labelled = []
+    longest_end: dict[str, float] = {}  # speaker -> latest end so far (segments start earlier)
+    for interval in ordered:
+        inside = any(end >= interval.end_s for speaker, end in longest_end.items()
+                     if speaker != interval.speaker)
+        short = interval.end_s - interval.start_s <= max_s
+        kind = "backchannel" if short and inside else "turn"
+        labelled.append(Interval(interval.speaker, interval.start_s, interval.end_s, kind))
+        longest_end[interval.speaker] = max(longest_end.get(interval.speaker, 0.0),
+                                            interval.end_s)
+    return labelled
+
+
+def bandwidth(samples: np.ndarray) -> float:
+    """Silverman's rule of thumb, robust form: 0.9 min(sd, IQR / 1.34) n^(-1/5)."""
+    if samples.size < 2:
+        return 0.05
+    q75, q25 = np.percentile(samples, [75, 25])
+    spread = min(float(np.std(samples)), float(q75 - q25) / 1.34) or float(np.std(samples))
+    return max(1e-3, 0.9 * spread * samples.size ** -0.2)
+
+
+def fit_profile(recordings: Recordings, config: FitTimingConfig) -> dict:
+    """The profile dict written to timing_profile.yaml (see the module docstring)."""
+    if not recordings:
+        raise ValueError("inputs: no speaker segments found")
+    corpus = TimingAccumulator(definition="segments")
+    turns = TimingAccumulator(definition="turns")
+    same: list[float] = []
+    per_speaker: dict[tuple[str, str], list[float]] = defaultdict(list)
+    durations: list[float] = []
+    for recording, intervals in recordings.items():
+        labelled = label_backchannels(intervals, config.backchannel_max_s)
+        corpus.add_dialogue(labelled)
+        turns.add_dialogue(labelled)
+        ordered = [i for i in labelled if i.kind == "turn"]
+        durations += [i.end_s - i.start_s for i in labelled]
+        for previous, following in zip(ordered, ordered[1:], strict=False):
+            offset = following.start_s - previous.end_s
+            if previous.speaker == following.speaker:
+                if offset >= 0:
+                    same.append(offset)
+            elif offset >= 0:
+                per_speaker[(recording, following.speaker)].append(offset)
+    offsets = np.asarray(turns.offsets)
+    same_gaps = np.asarray(same or [0.5])
+    if offsets.size < 10 or not (offsets < 0).any() or not (offsets >= 0).any():
+        raise ValueError(f"inputs: {offsets.size} speaker transfers with too few gaps or "
+                         "overlaps to fit a timing profile; give more conversations")
+    rng = np.random.default_rng(config.seed)
+    median_gap = float(np.median(offsets[offsets >= 0]))
+    scales = sorted(round(float(np.median(g)) / median_gap, 3)
+                    for g in per_speaker.values() if len(g) >= MIN_SPEAKER_GAPS)
+    pauses = same_gaps[(same_gaps > 0.02) & (same_gaps <= config.pause_max_s)]
+    logs = np.log(pauses) if pauses.size >= 2 else np.log([0.75, 0.75])
+    stats = corpus.result()
+    turn_stats = turns.result()
+    return {
+        "format": PROFILE_FORMAT,
+        "definition": "segments",
+        "source": {"inputs": [str(Path(p).expanduser().resolve()) for p in config.inputs],
+                   "recordings": len(recordings),
+                   "segments": int(len(durations))},
+        "statistics": {k: float(v) if k != "transfers" else int(v) for k, v in stats.items()},
+        "turn_statistics": {"overlap_ratio": turn_stats["overlap_transfer_ratio"],
+                            "gap_median_s": turn_stats["gap_median_s"],
+                            "transfers": int(turn_stats["transfers"])},
+        "interruption_rate": config.interruption_rate,
+        "backchannel": {"max_s": config.backchannel_max_s,
+                        "share": stats["backchannel_share"]},
+        "offsets": _kde(offsets, config.max_samples, rng),
+        "same_speaker_offsets": _kde(same_gaps, config.max_samples, rng),
+        "speaker_gap_scales": scales,
+        "pause": {"median_s": round(float(math.exp(np.mean(logs))), 4),
+                  "sigma": round(float(np.std(logs)) or 0.3, 4),
+                  "max_s": config.pause_max_s},
+        "segment_duration_s": {"median": round(float(np.median(durations)), 4),
+                               "mean": round(float(np.mean(durations)), 4)},
+    }
+
+
+def _kde(samples: np.ndarray, limit: int, rng: np.random.Generator) -> dict:
+    kept = samples if samples.size <= limit else rng.choice(samples, limit, replace=False)
+    return {"bandwidth_s": round(bandwidth(samples), 5), "count": int(samples.size),
+            "samples": [round(float(x), 3) for x in np.sort(kept)]}
+
+
+def fit_timing(config: FitTimingConfig) -> Path:
+    """Read every input, fit, write `<out.dir>/timing_profile.yaml`; returns its path."""
+    import yaml
+
+    if not config.inputs:
+        raise ValueError("inputs: empty; pass inputs=[a.rttm,b.jsonl,...]")
+    recordings: Recordings = {}
+    for path in config.inputs:
+        for recording, intervals in read_segments(path).items():
+            recordings.setdefault(recording, []).extend(intervals)
+    profile = fit_profile(recordings, config)
+    out = Path(config.out.dir).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "timing_profile.yaml"
+    temporary = target.with_name(f".{target.name}.tmp-{random.randrange(1 << 30)}")
+    temporary.write_text(yaml.safe_dump(profile, sort_keys=False, width=100,
+                                          default_flow_style=None), encoding="utf-8")
+    temporary.replace(target)
+    return target
+
+
+def fit_timing_job(raw: dict) -> Path:
+    try:
+        config = FitTimingConfig.model_validate(raw)
+        path = fit_timing(config)
+    except ValidationError as error:
+        print(f"duplexsynth fit-timing: invalid config: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ValueError as error:
+        print(f"duplexsynth fit-timing: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    stats = yaml_stats(path)
+    print(f"wrote {path}: {json.dumps(stats)}", file=sys.stderr)
+    return path
+
+
+def yaml_stats(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["statistics"]

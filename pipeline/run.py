@@ -23,9 +23,11 @@ from typing import Any
 
 from pipeline.config import GenerateConfig
 from pipeline.scenarios import PlanSettings, plan_scenario
+from pipeline.script_check import is_deferred
 from pipeline.sink import ShardStats, ShardWriter, iter_shards, shard_indices, shard_of
-from pipeline.stages import AssembleStage, SpeakStage, WriteStage
+from pipeline.stages import AssembleStage, SpeakStage, ValidateStage, WriteStage
 from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
+from pipeline.writers.usage import llm_summary
 
 log = logging.getLogger("duplexsynth")
 
@@ -44,7 +46,7 @@ def plan_settings(config: GenerateConfig) -> PlanSettings:
         interruption_rate=plan.interruption_rate,
         pause_rate=plan.pause_rate,
         overlap_rate=plan.overlap_rate,
-        generator=config.writer.name,
+        generator=config.writer.generator,
     )
 
 
@@ -80,11 +82,15 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
     todo = [s for s in iter_shards(planned, size) if not writer.is_done(s)]
     started = time.monotonic()
     hours_goal = config.budget.hours
+    outcome: dict = {"deferred": Counter(), "stopped": None}
     if todo and not _hours_reached(writer, hours_goal):
         _init_ray(config)
         rows = list(scenario_rows(config, todo, planned))
-        _stream(config, raw_config, rows, writer, planned, hours_goal, started)
+        outcome = _stream(config, raw_config, rows, writer, planned, hours_goal, started)
     summary = _summary(config, raw_config, writer, planned, time.monotonic() - started)
+    summary["counts"]["deferred"] = dict(outcome["deferred"])
+    if outcome["stopped"]:
+        summary["stopped"] = outcome["stopped"]
     _atomic_write(root / "run.json", json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
 
@@ -122,16 +128,34 @@ def _stream(
     planned: int,
     hours_goal: float | None,
     started: float,
-) -> None:
+) -> dict:
+    """Stream rows to the sink. Shards holding a deferred row are not written (a rerun redoes
+    them); a spent LLM budget stops the stream. Returns deferred counts and the stop reason."""
     import ray
     from tqdm import tqdm
 
     stage_config = config.model_dump()
     batch = config.ray.batch_size
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // batch))
+    if config.writer.name == "vllm":
+        from pipeline.writers.vllm_writer import write_dataset
+
+        dataset = write_dataset(dataset, stage_config)
+    else:
+        spent = writer.totals().llm
+        spent_so_far = {"tokens": spent["prompt_tokens"] + spent["completion_tokens"],
+                        "usd": spent["usd"]}
+        # one actor: the budget is counted in one place; it overlaps `concurrency` requests
+        write_batch = max(batch, int(config.writer.options.get("concurrency", 1)))
+        dataset = dataset.map_batches(
+            WriteStage, fn_constructor_args=(stage_config, spent_so_far),
+            batch_size=write_batch, batch_format="pandas",
+            compute=ray.data.ActorPoolStrategy(size=1))
     dataset = (
-        ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // batch))
-        .map_batches(WriteStage, fn_constructor_args=(stage_config,), batch_size=batch,
-                     batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=1))
+        dataset
+        .map_batches(ValidateStage, fn_constructor_args=(stage_config, str(writer.root)),
+                     batch_size=batch, batch_format="pandas",
+                     compute=ray.data.ActorPoolStrategy(size=1))
         .map_batches(SpeakStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=config.ray.speak_workers))
@@ -143,18 +167,34 @@ def _stream(
     progress = tqdm(total=len(rows), unit="dlg", disable=not config.progress,
                     desc="generate", dynamic_ncols=True, file=sys.stderr)
     pending: dict[int, list[dict]] = {}
+    deferred: Counter[str] = Counter()
+    stopped = None
     for row in dataset.iter_rows():
         shard = shard_of(row["index"], size)
         pending.setdefault(shard, []).append(row)
         progress.update(1)
+        if is_deferred(row.get("reject")):
+            deferred[row["reject"]] += 1
+            if row["reject"].endswith("budget_exhausted"):
+                stopped = "LLM budget spent (budget.max_tokens / budget.max_usd); rerun with a "\
+                          "larger budget to resume"
+                log.warning("writer: %s; shard %d and later are left for the next run",
+                            stopped, shard)
+                break
         if row.get("audio_s"):
             done_hours += row["audio_s"] / 3600
         progress.set_postfix(hours=f"{done_hours:.3f}")
         if len(pending[shard]) == len(shard_indices(shard, size, planned)):
-            _flush(writer, shard, pending.pop(shard))
+            rows_of_shard = pending.pop(shard)
+            if any(is_deferred(r.get("reject")) for r in rows_of_shard):
+                log.warning("shard %d not written: it holds deferred rows (a rerun retries "
+                            "them)", shard)
+                continue
+            _flush(writer, shard, rows_of_shard)
             if hours_goal is not None and done_hours >= hours_goal:
                 break
     progress.close()
+    return {"deferred": deferred, "stopped": stopped}
 
 
 def _flush(writer: ShardWriter, shard: int, rows: list[dict]) -> None:
@@ -162,6 +202,8 @@ def _flush(writer: ShardWriter, shard: int, rows: list[dict]) -> None:
     stats = ShardStats(planned=len(rows))
     dialogues, segments = [], []
     for row in rows:
+        if isinstance(row.get("llm_usage"), str):
+            stats.llm.update(json.loads(row["llm_usage"]))
         if row.get("reject"):
             stats.rejected[row["reject"]] += 1
             continue
@@ -188,6 +230,7 @@ def _summary(
         "counts": {"planned": planned, "written": totals.written,
                    "rejected": dict(Counter(totals.rejected))},
         "audio_hours": round(totals.audio_s / 3600, 4),
+        "llm": llm_summary(totals.llm),
         "timing": {"target": _timing_target(config), "achieved": timing.result()},
         "wall_s": round(wall_s, 2),
         "shards": len(writer.finished_shards()),
@@ -207,7 +250,8 @@ def _timing_target(config: GenerateConfig) -> dict[str, float]:
 def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for package in ("duplexsynth", "ray", "hydra-core", "pyarrow", "datasets", "soxr",
-                    "soundfile", "espeakng-loader", "numpy"):
+                    "soundfile", "espeakng-loader", "numpy", "openai", "lingua-language-detector",
+                    "datasketch"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import jinja2
@@ -39,8 +39,12 @@ def scenario_brief(scenario: ScenarioSpec) -> dict:
     }
 
 
+@lru_cache(maxsize=1)
 def script_schema() -> dict:
-    """The DialogueScript JSON schema that structured output asks the server to follow."""
+    """The DialogueScript JSON schema that structured output asks the server to follow.
+
+    Cached: pydantic rebuilds it in tens of ms, once per request would cap throughput.
+    Treat the result as read-only."""
     return DialogueScript.model_json_schema()
 
 
@@ -85,16 +89,20 @@ class PromptSet:
 
     def messages(self, scenario: ScenarioSpec) -> list[Message]:
         """system, few-shot user/assistant pair, then the scenario: OpenAI chat format."""
-        language = scenario.language
+        return [*self._preamble(scenario.language),
+                {"role": "user", "content": self._user(scenario.language,
+                                                       scenario_brief(scenario))}]
+
+    @lru_cache(maxsize=16)  # noqa: B019 - a handful of languages, PromptSet lives per run
+    def _preamble(self, language: str) -> tuple[Message, ...]:
         schema = json.dumps(script_schema(), ensure_ascii=False)
         example = self._example(language)
-        return [
+        return (
             {"role": "system", "content": self._render(language, "system.j2", schema=schema)},
             {"role": "user", "content": self._user(language, example["brief"])},
             {"role": "assistant",
              "content": json.dumps(example["script"], ensure_ascii=False)},
-            {"role": "user", "content": self._user(language, scenario_brief(scenario))},
-        ]
+        )
 
     def repair(self, language: str, error: str) -> Message:
         return {"role": "user", "content": self._render(language, "repair.j2", error=error)}

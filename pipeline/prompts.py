@@ -74,10 +74,13 @@ class PromptSet:
             keep_trailing_newline=False, autoescape=False,
         )
 
-    def _render(self, language: str, name: str, **values: object) -> str:
+    def _check(self, language: str) -> None:
         if language not in self.languages:
             raise ValueError(f"prompts: no templates for language {language!r} in {self.root}; "
                              f"have {self.languages}")
+
+    def _render(self, language: str, name: str, **values: object) -> str:
+        self._check(language)
         return self._env.get_template(f"{language}/{name}").render(**values).strip()
 
     def _example(self, language: str) -> dict:
@@ -89,6 +92,7 @@ class PromptSet:
 
     def messages(self, scenario: ScenarioSpec) -> list[Message]:
         """system, few-shot user/assistant pair, then the scenario: OpenAI chat format."""
+        self._check(scenario.language)
         return [*self._preamble(scenario.language),
                 {"role": "user", "content": self._user(scenario.language,
                                                        scenario_brief(scenario))}]

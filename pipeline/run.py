@@ -146,7 +146,10 @@ def _stream(
         spent_so_far = {"tokens": spent["prompt_tokens"] + spent["completion_tokens"],
                         "usd": spent["usd"]}
         # one actor: the budget is counted in one place; it overlaps `concurrency` requests
-        write_batch = max(batch, int(config.writer.options.get("concurrency", 1)))
+        from pipeline.writers.settings import writer_settings
+
+        settings = writer_settings(config.writer.model_dump())
+        write_batch = max(batch, int(getattr(settings, "concurrency", 1)))
         dataset = dataset.map_batches(
             WriteStage, fn_constructor_args=(stage_config, spent_so_far),
             batch_size=write_batch, batch_format="pandas",

@@ -78,8 +78,32 @@ class TimingConfig(Strict):
     tail_s: float = Field(0.3, ge=0)
 
 
-class WriterConfig(Strict):
-    name: Literal["offline"] = "offline"
+class WriterConfig(BaseModel):
+    """`name` picks the writer; its other keys are checked by pipeline.writers.settings."""
+
+    model_config = ConfigDict(extra="allow")
+    name: Literal["offline", "openai", "vllm"] = "offline"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def generator(self) -> str:
+        """The `generator` recorded on every row (writer label or `name:model`)."""
+        from pipeline.writers.settings import writer_settings
+
+        return writer_settings(self.model_dump()).generator
+
+
+class ChecksConfig(Strict):
+    """The validate stage (pipeline/script_check.py): what makes a script a reject."""
+
+    turn_tolerance: float = Field(0.5, ge=0, description="kind=turn count within target*(1±t)")
+    phenomena: bool = Field(True, description="every requested phenomenon appears at least once")
+    language_id: bool = Field(True, description="lingua must detect the scenario's language")
+    near_duplicate_threshold: float | None = Field(
+        0.8, gt=0, le=1, description="MinHash-LSH Jaccard threshold; null disables")
 
 
 class TtsConfig(BaseModel):
@@ -101,6 +125,8 @@ class BudgetConfig(Strict):
     dialogues: int | None = Field(40, ge=1)
     hours: float | None = Field(None, gt=0)
     tolerance: float = Field(0.05, gt=0, lt=1, description="hours mode: allowed deviation")
+    max_tokens: int | None = Field(None, ge=1, description="LLM tokens over all runs")
+    max_usd: float | None = Field(None, gt=0, description="LLM cost over all runs, US dollars")
 
 
 class SinkConfig(Strict):
@@ -129,6 +155,7 @@ class GenerateConfig(Strict):
     languages: list[str] = Field(default_factory=lambda: list(SUPPORTED_LANGUAGES))
     plan: PlanConfig = Field(default_factory=PlanConfig)
     writer: WriterConfig = Field(default_factory=WriterConfig)
+    checks: ChecksConfig = Field(default_factory=ChecksConfig)
     tts: TtsConfig = Field(default_factory=TtsConfig)
     timing: TimingConfig = Field(default_factory=TimingConfig)
     augment: dict[str, Any] = Field(default_factory=dict, description="see pipeline/augment.py")
@@ -164,6 +191,7 @@ class GenerateConfig(Strict):
         _check_backend_options(config.tts, config.languages)
         _check_augment(config.augment)
         _check_timing(config.timing)
+        _check_writer_options(config)
         return config
 
     @property
@@ -220,3 +248,17 @@ def _check_augment(augment: dict[str, Any]) -> None:
         check_settings(AugmentSettings.from_config(augment))
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{error}; see conf/augment/default.yaml") from None
+
+
+def _check_writer_options(config: GenerateConfig) -> None:
+    """Validate the writer's keys; make its paths absolute (Ray workers run elsewhere)."""
+    from pipeline.writers.settings import writer_settings
+
+    try:
+        settings = writer_settings(config.writer.model_dump())
+    except ValueError as error:
+        raise ConfigError(f"{error}; see conf/writer/{config.writer.name}.yaml") from None
+    for key in ("cache_dir", "prompts_dir"):
+        value = getattr(settings, key, None)
+        if value is not None:
+            setattr(config.writer, key, str(Path(value).expanduser().resolve()))

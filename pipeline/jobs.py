@@ -32,6 +32,10 @@ def generate_job(raw: dict) -> dict:
         f"-> {config.output_dir}",
         file=sys.stderr,
     )
+    if counts.get("deferred"):
+        print(f"deferred to the next run: {json.dumps(counts['deferred'])}"
+              + (f"; stopped: {summary['stopped']}" if summary.get("stopped") else ""),
+              file=sys.stderr)
     write_card_after_run(config.output_dir)
     return summary
 

@@ -23,10 +23,12 @@ from typing import Any
 from pipeline.budget import OVER_BUDGET, BudgetGoal
 from pipeline.config import GenerateConfig
 from pipeline.scenarios import PlanSettings
+from pipeline.script_check import is_deferred
 from pipeline.sink import ShardStats, ShardWriter, iter_shards, shard_indices, shard_of
-from pipeline.stages import AssembleStage, PlanStage, SpeakStage, WriteStage
+from pipeline.stages import AssembleStage, PlanStage, SpeakStage, ValidateStage, WriteStage
 from pipeline.timing import TimingSettings
 from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
+from pipeline.writers.usage import llm_summary
 
 log = logging.getLogger("duplexsynth")
 
@@ -59,7 +61,7 @@ def plan_settings(config: GenerateConfig) -> PlanSettings:
         side_talk_rate=plan.side_talk_rate,
         next_speaker=plan.next_speaker,
         transfers=timing.targets.definition if plan.overlap_rate is None else "turns",
-        generator="corpus" if config.tts.name == "corpus" else config.writer.name,
+        generator="corpus" if config.tts.name == "corpus" else config.writer.generator,
     )
 
 
@@ -99,11 +101,15 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
     todo = [s for s in iter_shards(planned, size) if not writer.is_done(s)]
     started = time.monotonic()
     goal = budget_goal(config, writer)
+    outcome: dict = {"deferred": Counter(), "stopped": None}
     if todo and not goal.reached():
         _init_ray(config)
-        _stream(config, todo, writer, planned, goal)
+        outcome = _stream(config, todo, writer, planned, goal)
     summary = _summary(config, raw_config, writer, planned, time.monotonic() - started)
     summary["budget"] = budget_goal(config, writer).report()
+    summary["counts"]["deferred"] = dict(outcome["deferred"])
+    if outcome["stopped"]:
+        summary["stopped"] = outcome["stopped"]
     _atomic_write(root / "run.json", json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
 
@@ -138,7 +144,9 @@ def _stream(
     writer: ShardWriter,
     planned: int,
     goal: BudgetGoal,
-) -> None:
+) -> dict:
+    """Stream rows to the sink. Shards holding a deferred row are not written (a rerun redoes
+    them); a spent LLM budget stops the stream. Returns deferred counts and the stop reason."""
     import ray
     from tqdm import tqdm
 
@@ -153,9 +161,29 @@ def _stream(
         .map_batches(PlanStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=1),
                      num_cpus=LIGHT_STAGE_CPUS)
-        .map_batches(WriteStage, fn_constructor_args=(stage_config,), batch_size=batch,
-                     batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=1),
-                     num_cpus=LIGHT_STAGE_CPUS)
+    )
+    if config.writer.name == "vllm":
+        from pipeline.writers.vllm_writer import write_dataset
+
+        dataset = write_dataset(dataset, stage_config)
+    else:
+        spent = writer.totals().llm
+        spent_so_far = {"tokens": spent["prompt_tokens"] + spent["completion_tokens"],
+                        "usd": spent["usd"]}
+        # one actor: the budget is counted in one place; it overlaps `concurrency` requests
+        from pipeline.writers.settings import writer_settings
+
+        settings = writer_settings(config.writer.model_dump())
+        write_batch = max(batch, int(getattr(settings, "concurrency", 1)))
+        dataset = dataset.map_batches(
+            WriteStage, fn_constructor_args=(stage_config, spent_so_far),
+            batch_size=write_batch, batch_format="pandas",
+            compute=ray.data.ActorPoolStrategy(size=1), num_cpus=LIGHT_STAGE_CPUS)
+    dataset = (
+        dataset
+        .map_batches(ValidateStage, fn_constructor_args=(stage_config, str(writer.root)),
+                     batch_size=batch, batch_format="pandas",
+                     compute=ray.data.ActorPoolStrategy(size=1), num_cpus=LIGHT_STAGE_CPUS)
         .map_batches(SpeakStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=config.ray.speak_workers))
@@ -165,20 +193,39 @@ def _stream(
     progress = tqdm(total=dialogues, unit="dlg", disable=not config.progress,
                     desc="generate", dynamic_ncols=True, file=sys.stderr)
     pending: dict[int, list[dict]] = {}
+    deferred: Counter[str] = Counter()
+    stopped = None
     for row in dataset.iter_rows():
         shard = shard_of(row["index"], size)
         pending.setdefault(shard, []).append(row)
         progress.update(1)
-        if not row.get("reject") and not goal.offer(row["audio_s"]):
+        if is_deferred(row.get("reject")):
+            deferred[row["reject"]] += 1
+            if row["reject"].endswith("budget_exhausted"):
+                stopped = "LLM budget spent (budget.max_tokens / budget.max_usd); rerun with a "\
+                          "larger budget to resume"
+                log.warning("writer: %s; shard %d and later are left for the next run",
+                            stopped, shard)
+                break
+        elif not row.get("reject") and not goal.offer(row["audio_s"]):
             row.update(reject=OVER_BUDGET, dialogue=None, segments=None)
         progress.set_postfix(hours=f"{goal.audio_s / 3600:.3f}")
         if goal.reached() or len(pending[shard]) == len(shard_indices(shard, size, planned)):
-            _flush(writer, shard, pending.pop(shard))
+            _flush_unless_deferred(writer, shard, pending.pop(shard))
         if goal.reached():
             break
-    for shard in sorted(pending):
-        _flush(writer, shard, pending.pop(shard))
+    if stopped is None:
+        for shard in sorted(pending):
+            _flush_unless_deferred(writer, shard, pending.pop(shard))
     progress.close()
+    return {"deferred": deferred, "stopped": stopped}
+
+
+def _flush_unless_deferred(writer: ShardWriter, shard: int, rows: list[dict]) -> None:
+    if any(is_deferred(r.get("reject")) for r in rows):
+        log.warning("shard %d not written: it holds deferred rows (a rerun retries them)", shard)
+        return
+    _flush(writer, shard, rows)
 
 
 def _flush(writer: ShardWriter, shard: int, rows: list[dict]) -> None:
@@ -186,6 +233,8 @@ def _flush(writer: ShardWriter, shard: int, rows: list[dict]) -> None:
     stats = ShardStats(planned=len(rows))
     dialogues, segments = [], []
     for row in rows:
+        if isinstance(row.get("llm_usage"), str):
+            stats.llm.update(json.loads(row["llm_usage"]))
         if row.get("reject"):
             stats.rejected[row["reject"]] += 1
             continue
@@ -213,6 +262,7 @@ def _summary(
         "counts": {"planned": totals.planned, "written": totals.written,
                    "rejected": dict(Counter(totals.rejected))},
         "audio_hours": round(totals.audio_s / 3600, 4),
+        "llm": llm_summary(totals.llm),
         "timing": {"target": target["values"], "achieved": timing.result(),
                    "definition": target["definition"], "profile": config.timing.profile},
         "wall_s": round(wall_s, 2),
@@ -239,7 +289,8 @@ def timing_target(config: GenerateConfig) -> dict:
 def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for package in ("duplexsynth", "ray", "hydra-core", "pyarrow", "datasets", "soxr",
-                    "soundfile", "espeakng-loader", "numpy"):
+                    "soundfile", "espeakng-loader", "numpy", "openai", "lingua-language-detector",
+                    "datasketch"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

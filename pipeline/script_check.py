@@ -2,12 +2,26 @@
 
 Small defects are repaired (a pause index past the end of a turn is dropped); anything that
 would make the audio or the labels wrong rejects the script with a short reason that
-run.json counts.
+run.json counts. `check_script` is pure (one script, one scenario). `ScriptChecker` adds the
+checks that need a model or memory of the run: language identification with lingua (offline
+n-gram models shipped in the wheel) and near-duplicate detection with datasketch MinHash LSH
+over every script accepted so far, including those in finished shards of earlier runs.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
 from pipeline.schema import DialogueScript, ScenarioSpec, Turn
+
+DEFERRED_PREFIX = "deferred:"
+# Languages lingua may answer with: ours plus the ones an LLM most often drifts into.
+LANGUAGE_ID_CANDIDATES = ("en", "hu", "de", "fr", "es", "it", "pt", "nl", "pl", "cs", "sk",
+                          "ro", "hr", "sl", "ru", "uk", "tr", "fi", "sv", "da", "et", "bg")
 
 
 class ScriptRejected(ValueError):
@@ -16,13 +30,61 @@ class ScriptRejected(ValueError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
+        self.detail = detail
 
 
-def check_script(script: DialogueScript, scenario: ScenarioSpec) -> DialogueScript:
+class Deferred(ScriptRejected):
+    """Not a bad script but no script yet (budget spent, endpoint down): retry on rerun.
+
+    Its reason carries DEFERRED_PREFIX; the driver never writes a shard holding such a row,
+    so the next run of the same config picks the whole shard up again.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(DEFERRED_PREFIX + reason, detail)
+
+
+def is_deferred(reason: str | None) -> bool:
+    return bool(reason) and str(reason).startswith(DEFERRED_PREFIX)
+
+
+def turn_bounds(target_turns: int, tolerance: float) -> tuple[int, int]:
+    """Accepted number of kind="turn" turns for a scenario asking for `target_turns`."""
+    low = max(2, math.floor(target_turns * (1 - tolerance)))
+    return low, max(low, math.ceil(target_turns * (1 + tolerance)))
+
+
+def phenomena_counts(script: DialogueScript, assistant: str | None) -> dict[str, int]:
+    """How many of each phenomenon the script holds (same meanings as the quotas)."""
+    side_talk = sum(1 for t in script.turns if assistant and t.speaker != assistant
+                    and t.addressee not in ("all", assistant))
+    return {
+        "backchannels": sum(1 for t in script.turns if t.kind == "backchannel"),
+        "interruptions": sum(1 for t in script.turns if t.interrupts),
+        "overlaps": sum(1 for t in script.turns if t.overlap),
+        "pauses": sum(len(t.pauses) for t in script.turns),
+        "side_talk": side_talk,
+    }
+
+
+def check_script(
+    script: DialogueScript,
+    scenario: ScenarioSpec,
+    turn_tolerance: float | None = None,
+    phenomena: bool = False,
+) -> DialogueScript:
+    """Repair small defects or raise ScriptRejected; returns the repaired script.
+
+    `turn_tolerance` bounds the kind="turn" count to target_turns * (1 ± tolerance);
+    `phenomena` requires each phenomenon with a quota above zero to appear at least once.
+    """
     speakers = {s.id for s in scenario.speakers}
     if script.language != scenario.language:
         raise ScriptRejected("wrong_language",
                              f"script is {script.language!r}, scenario {scenario.language!r}")
+    if script.scenario_id != scenario.id:
+        raise ScriptRejected("wrong_scenario",
+                             f"script is for {script.scenario_id!r}, expected {scenario.id!r}")
     if not script.turns:
         raise ScriptRejected("empty_script", "no turns")
     repaired: list[Turn] = []
@@ -39,6 +101,114 @@ def check_script(script: DialogueScript, scenario: ScenarioSpec) -> DialogueScri
         if index == 0 and (turn.interrupts or turn.overlap or turn.kind == "backchannel"):
             turn = turn.model_copy(update={"interrupts": False, "overlap": False, "kind": "turn"})
         repaired.append(turn.model_copy(update={"text": turn.text.strip(), "pauses": pauses}))
-    if sum(1 for t in repaired if t.kind == "turn") < 2:
+    turns = sum(1 for t in repaired if t.kind == "turn")
+    if turns < 2:
         raise ScriptRejected("too_few_turns", "fewer than two turns")
-    return script.model_copy(update={"turns": repaired})
+    result = script.model_copy(update={"turns": repaired})
+    if turn_tolerance is not None:
+        low, high = turn_bounds(scenario.target_turns, turn_tolerance)
+        if not low <= turns <= high:
+            raise ScriptRejected("turn_count", f"{turns} turns of kind 'turn', scenario asks "
+                                 f"for {scenario.target_turns} (accepted {low}..{high})")
+    if phenomena:
+        have = phenomena_counts(result, scenario.assistant)
+        asked = scenario.phenomena.model_dump()
+        missing = [name for name, quota in asked.items() if quota > 0 and have[name] == 0]
+        if missing:
+            raise ScriptRejected("missing_phenomena",
+                                 "none of " + ", ".join(f"{m} (asked {asked[m]})" for m in missing))
+    return result
+
+
+def script_text(script: DialogueScript) -> str:
+    return " ".join(turn.text for turn in script.turns)
+
+
+def shingles(text: str, size: int = 3) -> set[str]:
+    """Word n-grams of the lower-cased text without punctuation: what MinHash compares."""
+    words = re.findall(r"\w+", text.lower())
+    if len(words) < size:
+        return {" ".join(words)}
+    return {" ".join(words[i:i + size]) for i in range(len(words) - size + 1)}
+
+
+class ScriptChecker:
+    """All checks of the validate stage; one instance sees the whole run (single actor)."""
+
+    NUM_PERM = 128
+
+    def __init__(self, checks: dict | None = None) -> None:
+        checks = checks or {}
+        self.turn_tolerance: float | None = checks.get("turn_tolerance", 0.5)
+        self.phenomena: bool = checks.get("phenomena", True)
+        self.language_id: bool = checks.get("language_id", True)
+        self.threshold: float | None = checks.get("near_duplicate_threshold", 0.8)
+        self._detector = None
+        self._lsh = None
+
+    def check(self, script: DialogueScript, scenario: ScenarioSpec) -> DialogueScript:
+        """Raise ScriptRejected or return the repaired script and remember it for dedup."""
+        script = check_script(script, scenario, self.turn_tolerance, self.phenomena)
+        if self.language_id:
+            detected = self.detect_language(script_text(script))
+            if detected is not None and detected != scenario.language:
+                raise ScriptRejected("wrong_language", f"text reads as {detected!r}, "
+                                     f"scenario is {scenario.language!r}")
+        if self.threshold is not None:
+            signature = self._signature(script_text(script))
+            twins = self.lsh.query(signature)
+            if twins:
+                raise ScriptRejected("near_duplicate", f"too close to {sorted(twins)[0]}")
+            self.lsh.insert(script.scenario_id, signature)
+        return script
+
+    def detect_language(self, text: str) -> str | None:
+        """ISO 639-1 code of the language lingua finds most likely, None when undecided."""
+        found = self.detector.detect_language_of(text)
+        return None if found is None else found.iso_code_639_1.name.lower()
+
+    def remember(self, scripts: Iterable[DialogueScript]) -> int:
+        """Add already accepted scripts (e.g. from finished shards) to the duplicate index."""
+        count = 0
+        if self.threshold is None:
+            return count
+        for script in scripts:
+            if script.scenario_id not in self.lsh:
+                self.lsh.insert(script.scenario_id, self._signature(script_text(script)))
+                count += 1
+        return count
+
+    def remember_shards(self, paths: Iterable[Path]) -> int:
+        """Seed the index from the `script` column of finished dialogue shards (resume)."""
+        import pyarrow.parquet as pq
+
+        scripts = (DialogueScript.model_validate(json.loads(text))
+                   for path in paths
+                   for text in pq.read_table(path, columns=["script"]).column("script")
+                   .to_pylist())
+        return self.remember(scripts)
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            from lingua import IsoCode639_1, LanguageDetectorBuilder
+
+            codes = [IsoCode639_1.from_str(code) for code in LANGUAGE_ID_CANDIDATES]
+            self._detector = (LanguageDetectorBuilder.from_iso_codes_639_1(*codes)
+                              .with_low_accuracy_mode().build())
+        return self._detector
+
+    @property
+    def lsh(self):
+        if self._lsh is None:
+            from datasketch import MinHashLSH
+
+            self._lsh = MinHashLSH(threshold=self.threshold, num_perm=self.NUM_PERM)
+        return self._lsh
+
+    def _signature(self, text: str):
+        from datasketch import MinHash
+
+        signature = MinHash(num_perm=self.NUM_PERM, seed=1)
+        signature.update_batch([s.encode() for s in shingles(text)])
+        return signature

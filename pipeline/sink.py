@@ -82,21 +82,26 @@ class ShardStats:
     written: int = 0
     audio_s: float = 0.0
     rejected: Counter[str] = field(default_factory=Counter)
+    llm: Counter[str] = field(default_factory=Counter)
+    """LLM usage of the shard's rows: requests, prompt_tokens, completion_tokens, usd, ..."""
 
     def to_json(self) -> str:
         return json.dumps({"planned": self.planned, "written": self.written,
-                           "audio_s": round(self.audio_s, 3), "rejected": dict(self.rejected)})
+                           "audio_s": round(self.audio_s, 3), "rejected": dict(self.rejected),
+                           "llm": dict(self.llm)})
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ShardStats:
         data = json.loads(text)
-        return cls(data["planned"], data["written"], data["audio_s"], Counter(data["rejected"]))
+        return cls(data["planned"], data["written"], data["audio_s"], Counter(data["rejected"]),
+                   Counter(data.get("llm") or {}))
 
     def add(self, other: ShardStats) -> None:
         self.planned += other.planned
         self.written += other.written
         self.audio_s += other.audio_s
         self.rejected.update(other.rejected)
+        self.llm.update(other.llm)
 
 
 class ShardWriter:

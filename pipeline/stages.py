@@ -54,12 +54,18 @@ class RowStage:
             self.setup()
             self._ready = True
         rows = [self._guarded(row) for row in batch.to_dict("records")]
-        return pd.DataFrame(rows, columns=list(rows[0].keys()) if rows else batch.columns)
+        return _frame(rows, batch)
 
     def _guarded(self, row: Row) -> Row:
         if row.get("reject"):
             return row
         return self.process(row)
+
+
+def _frame(rows: list[Row], batch: pd.DataFrame) -> pd.DataFrame:
+    """Rows to a frame with the union of their keys: a rejected first row lacks later keys."""
+    columns = list(dict.fromkeys(key for row in rows for key in row)) if rows else batch.columns
+    return pd.DataFrame(rows, columns=columns)
 
 
 class PlanStage(RowStage):
@@ -81,20 +87,95 @@ class PlanStage(RowStage):
 
 
 class WriteStage(RowStage):
+    """Scenario → script. Adds `script`, `writer` (JSON for provenance), `llm_usage` (JSON).
+
+    Writers with `write_many` get the whole batch at once so their requests overlap;
+    `spent` is what finished shards already cost ({"tokens", "usd"}) for the budget.
+    """
+
+    def __init__(self, config: dict, spent: dict | None = None) -> None:
+        super().__init__(config)
+        self.spent = spent or {}
+
     def setup(self) -> None:
+        from pipeline.writers.usage import Budget
+
+        budget_config = self.config.get("budget") or {}
+        budget = Budget(max_tokens=budget_config.get("max_tokens"),
+                        max_usd=budget_config.get("max_usd"),
+                        spent_tokens=int(self.spent.get("tokens", 0)),
+                        spent_usd=float(self.spent.get("usd", 0.0)))
         if self.config["tts"]["name"] == "corpus":  # real utterances: the corpus is the script
             from pipeline.corpus import CorpusWriter
 
             self.writer = CorpusWriter()
         else:
-            self.writer = make_writer(self.config["writer"])
+            self.writer = make_writer(self.config["writer"], self.config.get("checks"), budget)
+        meta = getattr(self.writer, "meta", None)
+        self.meta = json.dumps(meta() if meta else {"writer": getattr(self.writer, "name", "")})
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        if not self._ready:
+            self.setup()
+            self._ready = True
+        rows = batch.to_dict("records")
+        if not hasattr(self.writer, "write_many"):
+            return _frame([self._guarded(row) for row in rows], batch)
+        todo = [i for i, row in enumerate(rows) if not row.get("reject")]
+        scenarios = [ScenarioSpec.model_validate_json(rows[i]["scenario"]) for i in todo]
+        results = self.writer.write_many(scenarios)
+        out = [{**row, "script": None, "writer": self.meta, "llm_usage": None} for row in rows]
+        for i, scenario, result in zip(todo, scenarios, results, strict=True):
+            usage = dict(self.writer.pop_usage(scenario.id))
+            out[i]["llm_usage"] = json.dumps(usage) if usage else None
+            if isinstance(result, ScriptRejected):
+                out[i]["reject"] = result.reason
+            else:
+                out[i]["script"] = result.model_dump_json()
+        return _frame(out, batch)
 
     def process(self, row: Row) -> Row:
         scenario = ScenarioSpec.model_validate_json(row["scenario"])
+        base = {**row, "script": None, "writer": self.meta, "llm_usage": None}
         try:
             script = check_script(self.writer.write(scenario), scenario)
         except ScriptRejected as rejected:
-            return {**row, "script": None, "reject": rejected.reason}
+            return {**base, "reject": rejected.reason}
+        return {**base, "script": script.model_dump_json()}
+
+
+class ValidateStage(RowStage):
+    """Language ID and near-duplicate checks over the whole run: run it as ONE actor.
+
+    On resume the duplicate index is seeded from the finished shards under `output_dir`, so a
+    rerun judges the remaining scenarios against the same earlier scripts as a fresh run.
+    """
+
+    def __init__(self, config: dict, output_dir: str | None = None) -> None:
+        super().__init__(config)
+        self.output_dir = output_dir
+
+    def setup(self) -> None:
+        from pathlib import Path
+
+        from pipeline.script_check import ScriptChecker
+
+        checks = dict(self.config.get("checks") or {})
+        if self.config["tts"]["name"] == "corpus":
+            # real transcripts: the corpus, not a writer, decides turn count and phenomena
+            checks.update(phenomena=False, turn_tolerance=None)
+        self.checker = ScriptChecker(checks)
+        if self.output_dir:
+            shards = sorted((Path(self.output_dir) / "data" / "dialogues").glob("train-*.parquet"))
+            self.checker.remember_shards(shards)
+
+    def process(self, row: Row) -> Row:
+        scenario = ScenarioSpec.model_validate_json(row["scenario"])
+        script = DialogueScript.model_validate_json(row["script"])
+        try:
+            script = self.checker.check(script, scenario)
+        except ScriptRejected as rejected:
+            return {**row, "reject": rejected.reason}
         return {**row, "script": script.model_dump_json()}
 
 
@@ -167,6 +248,7 @@ class AssembleStage(RowStage):
                 "scenario_seed": scenario.seed,
                 "config_hash": config_hash(config),
                 "augment": acoustics,
+                "writer": json.loads(row.get("writer") or "null"),
             }),
         }
         segment_rows = []

@@ -58,6 +58,12 @@ class OfflineComposer:
     name = "offline"
     known_languages = tuple(_BANKS)
 
+    def __init__(self, label: str = "offline") -> None:
+        self.generator = label
+
+    def meta(self) -> dict:
+        return {"generator": self.generator, "model": None, "prompt_version": None}
+
     def write(self, scenario: ScenarioSpec) -> DialogueScript:
         bank = _BANKS.get(scenario.language)
         if bank is None:

@@ -1,0 +1,269 @@
+"""`writer=openai`: dialogues from any OpenAI-compatible chat-completions endpoint.
+
+One worker sends up to `concurrency` requests at once (asyncio + a semaphore). Retries are
+ours (tenacity), not the openai client's (built with `max_retries=0`): the client would honour
+Retry-After too, but it cannot tell us how many attempts failed and why, and run.json counts
+retries by reason. Transient failures (429, 5xx, 408/409, timeouts, dropped connections) are
+retried with exponential backoff, 25 % jitter and Retry-After as a floor; when they still fail
+the row is Deferred, so its shard is left for the next run. A bad answer (no JSON, wrong
+schema, failed consistency check, cut off) gets one repair round that sends the error back,
+then is rejected with the reason. Auth and unknown-model errors stop the run: every row would
+fail the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+from openai.types.chat import ChatCompletion
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from pipeline.prompts import PromptSet, script_schema
+from pipeline.schema import DialogueScript, ScenarioSpec
+from pipeline.script_check import Deferred, ScriptRejected, check_script
+from pipeline.writers.cache import ResponseCache, cache_key
+from pipeline.writers.parsing import parse_script
+from pipeline.writers.settings import OpenAISettings
+from pipeline.writers.usage import Budget, cost_usd
+
+log = logging.getLogger("duplexsynth.writer")
+
+Validator = Callable[[DialogueScript, ScenarioSpec], DialogueScript]
+_TRANSIENT_STATUS = {408, 409, 429}
+
+
+class WriterFatal(RuntimeError):
+    """The endpoint refuses every request (bad key, unknown model): stop the run."""
+
+
+@dataclass
+class Answer:
+    content: str
+    finish_reason: str | None
+
+
+def _retry_reason(error: BaseException) -> str | None:
+    """The counted name of a transient failure, None for anything not worth retrying."""
+    if isinstance(error, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(error, openai.APIConnectionError):
+        return "connection"
+    if isinstance(error, openai.APIStatusError) and (
+            error.status_code in _TRANSIENT_STATUS or error.status_code >= 500):
+        return f"http_{error.status_code}"
+    return None
+
+
+def retry_after_s(error: BaseException) -> float:
+    """Seconds the server asked us to wait (Retry-After / retry-after-ms), 0 if it did not."""
+    response = getattr(error, "response", None)
+    if response is None:
+        return 0.0
+    headers = response.headers
+    if headers.get("retry-after-ms"):
+        try:
+            return float(headers["retry-after-ms"]) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else 0.0
+
+
+class OpenAIWriter:
+    """Writes scripts through `openai.AsyncOpenAI(base_url=...)`; see module docstring."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        settings: OpenAISettings,
+        validate: Validator | None = None,
+        budget: Budget | None = None,
+        prompts: PromptSet | None = None,
+    ) -> None:
+        self.settings = settings
+        self.validate: Validator = validate or check_script
+        self.budget = budget or Budget()
+        self.prompts = prompts or (PromptSet() if settings.prompts_dir is None
+                                   else PromptSet(Path(settings.prompts_dir)))
+        self.cache = ResponseCache(settings.cache_path())
+        self.response_format = settings.response_format
+        self.usage: dict[str, Counter] = {}
+
+    @property
+    def generator(self) -> str:
+        return self.settings.generator
+
+    def meta(self) -> dict:
+        """What every row's provenance records about its writer."""
+        return {"generator": self.generator, "model": self.settings.model,
+                "prompt_version": self.prompts.version}
+
+    def pop_usage(self, scenario_id: str) -> Counter:
+        return self.usage.pop(scenario_id, Counter())
+
+    def write(self, scenario: ScenarioSpec) -> DialogueScript:
+        result = self.write_many([scenario])[0]
+        if isinstance(result, ScriptRejected):
+            raise result
+        return result
+
+    def write_many(
+        self, scenarios: Sequence[ScenarioSpec]
+    ) -> list[DialogueScript | ScriptRejected]:
+        """All scenarios at once with at most `concurrency` requests in flight."""
+        return asyncio.run(self._write_all(list(scenarios)))
+
+    async def _write_all(
+        self, scenarios: list[ScenarioSpec]
+    ) -> list[DialogueScript | ScriptRejected]:
+        gate = asyncio.Semaphore(self.settings.concurrency)
+        # The client (and its connection pool) lives inside this event loop.
+        async with openai.AsyncOpenAI(
+            base_url=self.settings.base_url, api_key=self.settings.api_key(),
+            timeout=self.settings.timeout_s, max_retries=0,
+        ) as client:
+            jobs = [self._write_one(client, gate, scenario) for scenario in scenarios]
+            return list(await asyncio.gather(*jobs))
+
+    async def _write_one(
+        self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, scenario: ScenarioSpec
+    ) -> DialogueScript | ScriptRejected:
+        usage = self.usage.setdefault(scenario.id, Counter())
+        messages = self.prompts.messages(scenario)
+        rounds = 2 if self.settings.repair else 1
+        try:
+            for round_ in range(rounds):
+                answer = await self._complete(client, gate, messages, scenario.seed, usage)
+                try:
+                    return self.validate(parse_script(answer.content, answer.finish_reason),
+                                         scenario)
+                except ScriptRejected as rejected:
+                    if round_ == rounds - 1:
+                        raise
+                    usage["repairs"] += 1
+                    messages = [*messages, {"role": "assistant", "content": answer.content},
+                                self.prompts.repair(scenario.language, rejected.detail)]
+        except ScriptRejected as rejected:
+            return rejected
+        raise AssertionError("unreachable")
+
+    async def _complete(
+        self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, messages: list[dict],
+        seed: int, usage: Counter,
+    ) -> Answer:
+        settings = self.settings
+        params = {"temperature": settings.temperature, "max_tokens": settings.max_tokens,
+                  "response_format": self.response_format}
+        key = cache_key(str(settings.model), messages, seed, params)
+        cached = self.cache.get(key)
+        if cached is not None:
+            usage["cache_hits"] += 1
+            return Answer(cached["content"], cached.get("finish_reason"))
+        async with gate:
+            stop = self.budget.exhausted()
+            if stop:
+                raise Deferred("budget_exhausted", stop)
+            response = await self._request_with_retries(client, messages, seed, usage)
+        choice = response.choices[0] if response.choices else None
+        if choice is None:
+            raise ScriptRejected("invalid_json", "the server returned no choices")
+        answer = Answer(choice.message.content or "", choice.finish_reason)
+        prompt_tokens = getattr(response.usage, "prompt_tokens", 0) or 0
+        completion_tokens = getattr(response.usage, "completion_tokens", 0) or 0
+        usd = cost_usd(prompt_tokens, completion_tokens, settings.price_per_million.model_dump())
+        usage.update({"requests": 1, "prompt_tokens": prompt_tokens,
+                      "completion_tokens": completion_tokens, "usd": usd})
+        self.budget.charge(prompt_tokens + completion_tokens, usd)
+        self.cache.put(key, {"content": answer.content, "finish_reason": answer.finish_reason})
+        return answer
+
+    async def _request_with_retries(
+        self, client: openai.AsyncOpenAI, messages: list[dict], seed: int, usage: Counter
+    ):
+        settings = self.settings
+
+        def wait(state: RetryCallState) -> float:
+            backoff = settings.retry_initial_s * 2 ** (state.attempt_number - 1)
+            backoff *= 1 - 0.25 * random.random()
+            error = state.outcome.exception() if state.outcome else None
+            floor = retry_after_s(error) if error else 0.0
+            return min(settings.retry_max_s, max(backoff, floor))
+
+        def count(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            reason = _retry_reason(error) if error else None
+            usage.update({"retries": 1, f"retry:{reason}": 1})
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(settings.max_retries + 1), wait=wait,
+            retry=retry_if_exception(lambda e: _retry_reason(e) is not None),
+            before_sleep=count, reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._request(client, messages, seed)
+        except openai.APIError as error:
+            reason = _retry_reason(error)
+            if reason is not None:
+                raise Deferred("llm_unavailable", f"{reason} after "
+                               f"{settings.max_retries} retries") from None
+            self._raise_fatal_or_reject(error)
+        raise AssertionError("unreachable")
+
+    async def _request(self, client: openai.AsyncOpenAI, messages: list[dict], seed: int
+                       ) -> ChatCompletion:
+        """One chat-completions call.
+
+        `client.post` with a plain JSON body instead of `client.chat.completions.create`: the
+        same request on the wire, but `create` first walks every message and the schema through
+        a type-driven transform that costs about a millisecond of CPU per call, which is what
+        capped one worker's throughput. Errors and parsing are the client's as usual.
+        """
+        settings = self.settings
+        body: dict = {"model": str(settings.model), "messages": messages,
+                      "temperature": settings.temperature, "max_tokens": settings.max_tokens,
+                      "seed": seed % (1 << 31)}
+        if self.response_format == "json_schema":
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "DialogueScript", "schema": script_schema(), "strict": False}}
+        elif self.response_format == "json_object":
+            body["response_format"] = {"type": "json_object"}
+        try:
+            return await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+        except openai.BadRequestError as error:
+            if "response_format" not in body or \
+                    "response_format" not in str(error.message) + str(error.body):
+                raise
+            log.warning("writer: %s does not take response_format=%s; asking for JSON in "
+                        "text from now on", settings.base_url, self.response_format)
+            self.response_format = "text"
+            body.pop("response_format")
+            return await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+
+    def _raise_fatal_or_reject(self, error: openai.APIError) -> None:
+        status = getattr(error, "status_code", None)
+        where = f"writer: {self.settings.base_url} answered HTTP {status}"
+        if status in (401, 403):
+            raise WriterFatal(f"{where}: the API key was refused; check the variable named "
+                              f"by writer.api_key_env={self.settings.api_key_env}") from None
+        if status == 404:
+            raise WriterFatal(f"{where}: check writer.base_url (it usually ends in /v1) and "
+                              f"writer.model={self.settings.model!r}") from None
+        raise ScriptRejected("llm_bad_request", f"HTTP {status}") from None

@@ -190,6 +190,8 @@ def _stream(
         .map_batches(AssembleStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas")
     )
+    if goal.dialogues is not None and not goal.by_hours:
+        dialogues = min(dialogues, goal.dialogues - goal.written)  # spares rarely run
     progress = tqdm(total=dialogues, unit="dlg", disable=not config.progress,
                     desc="generate", dynamic_ncols=True, file=sys.stderr)
     pending: dict[int, list[dict]] = {}

@@ -1,20 +1,39 @@
 """`python -m pipeline.bench`: throughput figures as ONE JSON object on stdout.
 
-Each measurement is a function returning a dict of named figures, registered in
-MEASUREMENTS under a short group name; `--only writer` runs one group (repeatable). Figures
-are ratios or rates on this machine, so they compare runs, not machines.
+Each measurement is a function of the run sizes returning a dict of named figures, registered
+in MEASUREMENTS under a short group name; `--only writer` runs one group (repeatable),
+`--dialogues` / `--worker-dialogues` scale the pipeline runs. Figures are ratios or rates on
+this machine, so they compare runs, not machines.
+
+Pipeline runs are real `generate` runs (pipeline.bench_probe, default config: offline writer,
+eSpeak NG, Ray local) in a child process each, so every run starts its own Ray and its
+memory is the child's process tree alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Dialogues per pipeline run: `dialogues` is N of the memory ratio (4N is the throughput
+    run), `worker_dialogues` the size of each worker-scaling run."""
+
+    dialogues: int = 16
+    worker_dialogues: int = 32
 
 
 @contextmanager
@@ -71,8 +90,180 @@ def writer_concurrency_speedup(latency_s: float = 0.2, dialogues_serial: int = 8
     }
 
 
-MEASUREMENTS: dict[str, Callable[[], dict]] = {
-    "writer": writer_concurrency_speedup,
+@dataclass
+class PipelineRun:
+    """One `generate` run: the probe's figures plus the peak memory of its process tree."""
+
+    figures: dict
+    peak_rss_bytes: int
+    output_dir: Path
+
+    @property
+    def audio_s(self) -> float:
+        return float(self.figures["audio_s"])
+
+    @property
+    def generate_s(self) -> float:
+        return float(self.figures["generate_s"])
+
+    @property
+    def with_ray_start_s(self) -> float:
+        return self.generate_s + float(self.figures["ray_init_s"])
+
+    @property
+    def steady_s(self) -> float:
+        """From the first row out of the stream to the end: start-up and pipeline fill out."""
+        profile = self.figures["profile"]
+        return max(profile["stream_s"] - profile["first_row_s"], 1e-9)
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (driver + Ray's processes).
+
+    Shared pages (Ray's object store in /dev/shm) count once per process that touches them,
+    so this overstates the machine's use; it does so the same way at every run size."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def run_pipeline(output_dir: Path, dialogues: int, overrides: tuple[str, ...] = (),
+                 cores: set[int] | None = None, sample_s: float = 0.2) -> PipelineRun:
+    """`generate` in a child process (pinned to `cores` if given), its tree's RSS sampled
+    every `sample_s` seconds; raises if the run fails."""
+    command = [sys.executable, "-m", "pipeline.bench_probe", f"budget.dialogues={dialogues}",
+               f"sink.dir={output_dir}", "progress=false", *overrides]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(sample_s):
+            peak = max(peak, tree_rss(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"bench: generate failed ({process.returncode}): {stderr[-2000:]}")
+    return PipelineRun(json.loads(stdout.strip().splitlines()[-1]), peak, output_dir)
+
+
+def espeak_throughput(output_dir: Path) -> dict:
+    """Raw eSpeak NG on the run's own scripts: every turn of every written dialogue with its
+    scenario's voice, one process, no Ray. Audio seconds are the utterances' own lengths."""
+    import pyarrow.parquet as pq
+
+    from pipeline.schema import DialogueScript, ScenarioSpec
+    from pipeline.tts.espeak import EspeakBackend
+
+    backend = EspeakBackend()
+    backend.setup()
+    jobs = []
+    for path in sorted((output_dir / "data" / "dialogues").glob("train-*.parquet")):
+        for row in pq.read_table(path, columns=["scenario", "script"]).to_pylist():
+            scenario = ScenarioSpec.model_validate_json(row["scenario"])
+            script = DialogueScript.model_validate_json(row["script"])
+            jobs += [(turn.text, scenario.speaker(turn.speaker).voice, i, turn.speaker)
+                     for i, turn in enumerate(script.turns)]
+    backend.synthesize(*jobs[0])  # warm-up: voice data loaded once per process
+    started = time.perf_counter()
+    audio_s = sum(len(u.samples) / u.sample_rate
+                  for u in (backend.synthesize(*job) for job in jobs))
+    return {"audio_s": audio_s, "wall_s": time.perf_counter() - started, "turns": len(jobs)}
+
+
+def pipeline_figures(sizes: Sizes) -> dict:
+    """Throughput against raw eSpeak, seconds per stage and memory growth, from two runs of
+    the default config: N and 4N dialogues (N = sizes.dialogues).
+
+    `tts_throughput_ratio`: output audio seconds per wall second of the 4N run, timed from
+    `generate()` with Ray already started (actor start-up, pipeline fill and sink included),
+    over raw eSpeak audio seconds per wall second on the same turns. Ray's start-up is a
+    fixed cost per run: `..._with_ray_start` adds it, `..._steady` leaves out everything
+    before the first row leaves the stream. `stage_s_*`: seconds summed over the 4N run's
+    rows (speak and assemble run side by side, so their sum can exceed the wall time).
+    `rss_ratio_4n_over_n`: peak of the summed RSS of the run's process tree, 4N over N."""
+    n = sizes.dialogues
+    with tempfile.TemporaryDirectory(prefix="duplexsynth-bench-") as tmp:
+        small = run_pipeline(Path(tmp, "n"), n)
+        large = run_pipeline(Path(tmp, "4n"), 4 * n)
+        raw = espeak_throughput(large.output_dir)
+    raw_rate = raw["audio_s"] / raw["wall_s"]
+    profile = large.figures["profile"]
+    stream_rows = large.figures["dialogues"]
+    first_block = min(stream_rows, large.figures["shard_dialogues"])  # rows come by shards
+    steady_audio = large.audio_s * (stream_rows - first_block) / max(stream_rows, 1)
+    figures = {
+        "tts_throughput_ratio": round(large.audio_s / large.generate_s / raw_rate, 3),
+        "tts_throughput_ratio_with_ray_start": round(
+            large.audio_s / large.with_ray_start_s / raw_rate, 3),
+        "tts_throughput_ratio_steady": round(steady_audio / large.steady_s / raw_rate, 3),
+        "espeak_audio_s_per_s": round(raw_rate, 1),
+        "pipeline_audio_s_per_s": round(large.audio_s / large.generate_s, 1),
+        "pipeline_dialogues": stream_rows,
+        "pipeline_audio_s": round(large.audio_s, 1),
+        "pipeline_generate_s": round(large.generate_s, 2),
+        "pipeline_ray_init_s": round(large.figures["ray_init_s"], 2),
+        "pipeline_first_row_s": profile["first_row_s"],
+        "rss_ratio_4n_over_n": round(large.peak_rss_bytes / max(small.peak_rss_bytes, 1), 3),
+        "rss_peak_mb_n": round(small.peak_rss_bytes / 2**20, 1),
+        "rss_peak_mb_4n": round(large.peak_rss_bytes / 2**20, 1),
+        "rss_n_dialogues": n,
+    }
+    figures.update({f"stage_s_{k}": v for k, v in profile["stage_s"].items()})
+    return figures
+
+
+def worker_figures(sizes: Sizes) -> dict:
+    """`worker_speedup_2_over_1`: dialogues/s of the whole pipeline with two TTS workers on
+    two cores over one worker on one core (the child's process tree, Ray included, pinned
+    with sched_setaffinity; ray.num_cpus=4 logical CPUs in both so every actor is placed and
+    only the cores differ). Timed from generate() with Ray up; `_steady` from the first row."""
+    if len(os.sched_getaffinity(0)) < 2:
+        return {"worker_speedup_2_over_1": None, "worker_note": "needs 2 cores"}
+    first_two = set(sorted(os.sched_getaffinity(0))[:2])
+    count = sizes.worker_dialogues
+    runs = {}
+    with tempfile.TemporaryDirectory(prefix="duplexsynth-bench-") as tmp:
+        for workers in (1, 2):
+            cores = set(sorted(first_two)[:workers])
+            runs[workers] = run_pipeline(
+                Path(tmp, f"w{workers}"), count,
+                (f"ray.speak_workers={workers}", "ray.num_cpus=4"), cores=cores)
+    rate = {w: r.figures["dialogues"] / r.generate_s for w, r in runs.items()}
+    steady = {w: max(r.figures["dialogues"] - r.figures["shard_dialogues"], 1) / r.steady_s
+              for w, r in runs.items()}
+    return {
+        "worker_speedup_2_over_1": round(rate[2] / rate[1], 3),
+        "worker_speedup_2_over_1_steady": round(steady[2] / steady[1], 3),
+        "worker_dialogues_per_s_1": round(rate[1], 3),
+        "worker_dialogues_per_s_2": round(rate[2], 3),
+        "worker_dialogues": count,
+    }
+
+
+MEASUREMENTS: dict[str, Callable[[Sizes], dict]] = {
+    "pipeline": pipeline_figures,
+    "workers": worker_figures,
+    "writer": lambda sizes: writer_concurrency_speedup(),
 }
 
 
@@ -80,10 +271,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", action="append", choices=sorted(MEASUREMENTS),
                         help="run only this group (repeatable)")
+    parser.add_argument("--dialogues", type=int, default=Sizes.dialogues,
+                        help="N of the memory ratio; the throughput run has 4N")
+    parser.add_argument("--worker-dialogues", type=int, default=Sizes.worker_dialogues,
+                        help="dialogues per worker-scaling run")
     args = parser.parse_args(argv)
+    sizes = Sizes(args.dialogues, args.worker_dialogues)
     figures: dict = {}
     for name in args.only or list(MEASUREMENTS):
-        figures.update(MEASUREMENTS[name]())
+        figures.update(MEASUREMENTS[name](sizes))
     json.dump(figures, sys.stdout)
     sys.stdout.write("\n")
     return figures

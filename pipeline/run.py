@@ -25,7 +25,14 @@ from pipeline.config import GenerateConfig
 from pipeline.scenarios import PlanSettings
 from pipeline.script_check import is_deferred
 from pipeline.sink import ShardStats, ShardWriter, iter_shards, shard_indices, shard_of
-from pipeline.stages import AssembleStage, PlanStage, SpeakStage, ValidateStage, WriteStage
+from pipeline.stages import (
+    STAGE_SECONDS,
+    AssembleStage,
+    PlanStage,
+    SpeakStage,
+    ValidateStage,
+    WriteStage,
+)
 from pipeline.timing import TimingSettings
 from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
 from pipeline.writers.usage import llm_summary
@@ -110,6 +117,8 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
     summary["counts"]["deferred"] = dict(outcome["deferred"])
     if outcome["stopped"]:
         summary["stopped"] = outcome["stopped"]
+    if "profile" in outcome:
+        summary["profile"] = outcome["profile"]
     _atomic_write(root / "run.json", json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
 
@@ -197,7 +206,19 @@ def _stream(
     pending: dict[int, list[dict]] = {}
     deferred: Counter[str] = Counter()
     stopped = None
+    stage_s: Counter[str] = Counter()
+    first_row_s = None
+    stream_started = time.perf_counter()
+
+    def flush(shard: int, rows: list[dict]) -> None:
+        flush_started = time.perf_counter()
+        _flush_unless_deferred(writer, shard, rows)
+        stage_s["sink"] += time.perf_counter() - flush_started
+
     for row in dataset.iter_rows():
+        if first_row_s is None:
+            first_row_s = time.perf_counter() - stream_started
+        stage_s.update(json.loads(row.get(STAGE_SECONDS) or "{}"))
         shard = shard_of(row["index"], size)
         pending.setdefault(shard, []).append(row)
         progress.update(1)
@@ -213,14 +234,19 @@ def _stream(
             row.update(reject=OVER_BUDGET, dialogue=None, segments=None)
         progress.set_postfix(hours=f"{goal.audio_s / 3600:.3f}")
         if goal.reached() or len(pending[shard]) == len(shard_indices(shard, size, planned)):
-            _flush_unless_deferred(writer, shard, pending.pop(shard))
+            flush(shard, pending.pop(shard))
         if goal.reached():
             break
     if stopped is None:
         for shard in sorted(pending):
-            _flush_unless_deferred(writer, shard, pending.pop(shard))
+            flush(shard, pending.pop(shard))
     progress.close()
-    return {"deferred": deferred, "stopped": stopped}
+    # Seconds summed over rows (stages run side by side, so they can add up to more than the
+    # wall time); first_row_s is start-up plus filling the pipeline, stream_s the whole stream.
+    profile = {"stage_s": {k: round(v, 3) for k, v in stage_s.items()},
+               "first_row_s": round(first_row_s or 0.0, 3),
+               "stream_s": round(time.perf_counter() - stream_started, 3)}
+    return {"deferred": deferred, "stopped": stopped, "profile": profile}
 
 
 def _flush_unless_deferred(writer: ShardWriter, shard: int, rows: list[dict]) -> None:

@@ -17,12 +17,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import soundfile as sf
-from datasets import Audio, Features, Value
+
+if TYPE_CHECKING:
+    from datasets import Features
 
 SHARD_META_KEY = b"duplexsynth"
 DIALOGUES = "dialogues"
@@ -30,6 +33,10 @@ SEGMENTS = "segments"
 
 
 def dialogue_features(sample_rate: int) -> Features:
+    # `datasets` imported here, not at the top: every Ray actor imports this module for
+    # flac_bytes, and `datasets` alone costs each of them ~0.3 s of start-up.
+    from datasets import Audio, Features, Value
+
     return Features(
         {
             "id": Value("string"),
@@ -52,6 +59,8 @@ def dialogue_features(sample_rate: int) -> Features:
 
 
 def segment_features(sample_rate: int) -> Features:
+    from datasets import Audio, Features, Value
+
     return Features(
         {
             "id": Value("string"),

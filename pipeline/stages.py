@@ -12,6 +12,7 @@ import hashlib
 import json
 import pickle
 import random
+import time
 from typing import Any
 
 import pandas as pd
@@ -36,8 +37,43 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
+STAGE_SECONDS = "stage_s"
+"""Row column: JSON {stage: seconds} this row spent in each stage (its share of a batch's
+call), summed by the driver into run.json's `profile` for `python -m pipeline.bench`."""
+
+
+def add_stage_seconds(row: Row, seconds: dict[str, float]) -> None:
+    spent = json.loads(row.get(STAGE_SECONDS) or "{}")
+    for stage, value in seconds.items():
+        spent[stage] = spent.get(stage, 0.0) + value
+    row[STAGE_SECONDS] = json.dumps(spent)
+
+
+def _charge(rows: list[Row], stage: str, started: float) -> list[Row]:
+    """Share the batch's wall time since `started` out equally over its rows."""
+    share = (time.perf_counter() - started) / max(len(rows), 1)
+    for row in rows:
+        add_stage_seconds(row, {stage: share})
+    return rows
+
+
+class Laps:
+    """Wall seconds between successive `lap(name)` calls, summed per name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now
+
+
 class RowStage:
     """Base for stages: `setup()` builds the expensive thing once per worker."""
+
+    stage = "stage"  # name in the per-stage seconds (STAGE_SECONDS)
 
     def __init__(self, config: dict) -> None:
         self.config = config
@@ -53,8 +89,9 @@ class RowStage:
         if not self._ready:
             self.setup()
             self._ready = True
+        started = time.perf_counter()
         rows = [self._guarded(row) for row in batch.to_dict("records")]
-        return _frame(rows, batch)
+        return _frame(_charge(rows, self.stage, started), batch)
 
     def _guarded(self, row: Row) -> Row:
         if row.get("reject"):
@@ -70,6 +107,8 @@ def _frame(rows: list[Row], batch: pd.DataFrame) -> pd.DataFrame:
 
 class PlanStage(RowStage):
     """index -> ScenarioSpec; voices come from the TTS backend's registry (no engine needed)."""
+
+    stage = "plan"
 
     def setup(self) -> None:
         from pipeline.config import GenerateConfig
@@ -92,6 +131,8 @@ class WriteStage(RowStage):
     Writers with `write_many` get the whole batch at once so their requests overlap;
     `spent` is what finished shards already cost ({"tokens", "usd"}) for the budget.
     """
+
+    stage = "write"
 
     def __init__(self, config: dict, spent: dict | None = None) -> None:
         super().__init__(config)
@@ -118,9 +159,11 @@ class WriteStage(RowStage):
         if not self._ready:
             self.setup()
             self._ready = True
+        started = time.perf_counter()
         rows = batch.to_dict("records")
         if not hasattr(self.writer, "write_many"):
-            return _frame([self._guarded(row) for row in rows], batch)
+            return _frame(_charge([self._guarded(row) for row in rows], self.stage, started),
+                          batch)
         todo = [i for i, row in enumerate(rows) if not row.get("reject")]
         scenarios = [ScenarioSpec.model_validate_json(rows[i]["scenario"]) for i in todo]
         results = self.writer.write_many(scenarios)
@@ -132,7 +175,7 @@ class WriteStage(RowStage):
                 out[i]["reject"] = result.reason
             else:
                 out[i]["script"] = result.model_dump_json()
-        return _frame(out, batch)
+        return _frame(_charge(out, self.stage, started), batch)
 
     def process(self, row: Row) -> Row:
         scenario = ScenarioSpec.model_validate_json(row["scenario"])
@@ -150,6 +193,8 @@ class ValidateStage(RowStage):
     On resume the duplicate index is seeded from the finished shards under `output_dir`, so a
     rerun judges the remaining scenarios against the same earlier scripts as a fresh run.
     """
+
+    stage = "validate"
 
     def __init__(self, config: dict, output_dir: str | None = None) -> None:
         super().__init__(config)
@@ -180,6 +225,8 @@ class ValidateStage(RowStage):
 
 
 class SpeakStage(RowStage):
+    stage = "speak"
+
     def setup(self) -> None:
         from pipeline.tts import backend_from_config
 
@@ -202,36 +249,48 @@ class SpeakStage(RowStage):
 class AssembleStage(RowStage):
     """arrange → render → label → encode: pure steps fused so raw audio crosses no process."""
 
+    stage = "assemble"
+
     def setup(self) -> None:
         self.timing_settings = TimingSettings.from_config(self.config.get("timing") or {})
 
     def process(self, row: Row) -> Row:
         config = self.config
+        laps = Laps()
         scenario = ScenarioSpec.model_validate_json(row["scenario"])
         script = DialogueScript.model_validate_json(row["script"])
         utterances: list[Utterance] = pickle.loads(row["utterances"])
         timing = TimingModel(self.timing_settings, random.Random(scenario.seed),
                              [s.id for s in scenario.speakers])
+        laps.lap("unpack")
         timeline = arrange(script, utterances, timing)
+        laps.lap("arrange")
         speaker_order = [s.id for s in scenario.speakers]
         sample_rate = config["sink"]["sample_rate"]
         rendered = render(timeline, utterances, speaker_order, sample_rate)
         rendered, acoustics = augment_rendered(rendered, speaker_order, config.get("augment"),
                                                scenario.seed)
+        laps.lap("render")
         subtype = config["sink"]["flac_subtype"]
         segments = asr_segments(scenario.id, scenario.language, timeline)
         duplex = (
             duplex_labels(timeline, scenario.assistant, config["labels"]["frame_s"])
             if scenario.assistant else None
         )
+        laps.lap("label")
+        spans = [(int(round(s.start_s * sample_rate)), int(round(s.end_s * sample_rate)))
+                 for s in segments]
+        mix_flac = flac_bytes(rendered.mix, sample_rate, subtype)
+        channels_flac = flac_bytes(rendered.channels, sample_rate, subtype)
+        segment_flacs = [flac_bytes(rendered.mix[begin:end], sample_rate, subtype)
+                         for begin, end in spans]
+        laps.lap("encode")
         dialogue = {
             "id": scenario.id,
             "language": scenario.language,
             "domain": scenario.domain,
-            "audio": {"bytes": flac_bytes(rendered.mix, sample_rate, subtype),
-                      "path": f"{scenario.id}.flac"},
-            "channels": {"bytes": flac_bytes(rendered.channels, sample_rate, subtype),
-                         "path": f"{scenario.id}.channels.flac"},
+            "audio": {"bytes": mix_flac, "path": f"{scenario.id}.flac"},
+            "channels": {"bytes": channels_flac, "path": f"{scenario.id}.channels.flac"},
             "duration_s": round(rendered.duration_s, 4),
             "num_speakers": len(speaker_order),
             "speakers": json.dumps([s.model_dump() for s in scenario.speakers],
@@ -252,15 +311,12 @@ class AssembleStage(RowStage):
             }),
         }
         segment_rows = []
-        for segment in segments:
-            begin = int(round(segment.start_s * sample_rate))
-            end = int(round(segment.end_s * sample_rate))
+        for segment, (begin, end), flac in zip(segments, spans, segment_flacs, strict=True):
             segment_rows.append({
                 "id": segment.id,
                 "dialogue_id": segment.dialogue_id,
                 "speaker": segment.speaker,
-                "audio": {"bytes": flac_bytes(rendered.mix[begin:end], sample_rate, subtype),
-                          "path": f"{segment.id}.flac"},
+                "audio": {"bytes": flac, "path": f"{segment.id}.flac"},
                 "text": segment.text,
                 "start_s": segment.start_s,
                 "end_s": segment.end_s,
@@ -268,10 +324,13 @@ class AssembleStage(RowStage):
                 "language": segment.language,
                 "voice_id": str(scenario.speaker(segment.speaker).voice.get("id", "")),
             })
-        return {
+        out = {
             **row,
             "utterances": None,
             "dialogue": pickle.dumps(dialogue, protocol=5),
             "segments": pickle.dumps(segment_rows, protocol=5),
             "audio_s": rendered.duration_s,
         }
+        laps.lap("pack")
+        add_stage_seconds(out, laps.seconds)
+        return out

@@ -32,6 +32,7 @@ from pipeline.stages import (
     SpeakStage,
     ValidateStage,
     WriteStage,
+    charge_stage,
 )
 from pipeline.timing import TimingSettings
 from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
@@ -94,6 +95,16 @@ def shard_rows(row: dict, shard_dialogues: int, planned: int) -> list[dict]:
     shard = int(row["shard"])
     return [{"index": index, "shard": shard, "reject": None}
             for index in shard_indices(shard, shard_dialogues, planned)]
+
+
+def plan_shard(row: dict, config: dict, shard_dialogues: int, planned: int) -> list[dict]:
+    """The plan stage as a Ray task per shard: planning is cheap, an actor pool for it only
+    added start-up time."""
+    planner = PlanStage(config)
+    planner.setup()
+    started = time.perf_counter()
+    rows = [planner.process(r) for r in shard_rows(row, shard_dialogues, planned)]
+    return charge_stage(rows, planner.stage, started)
 
 
 def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
@@ -165,11 +176,8 @@ def _stream(
     dialogues = sum(len(shard_indices(s, size, planned)) for s in shards)
     dataset = (
         ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=len(shards))
-        .flat_map(shard_rows, fn_kwargs={"shard_dialogues": size, "planned": planned},
-                  num_cpus=LIGHT_STAGE_CPUS)
-        .map_batches(PlanStage, fn_constructor_args=(stage_config,), batch_size=batch,
-                     batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=1),
-                     num_cpus=LIGHT_STAGE_CPUS)
+        .flat_map(plan_shard, fn_kwargs={"config": stage_config, "shard_dialogues": size,
+                                         "planned": planned}, num_cpus=LIGHT_STAGE_CPUS)
     )
     if config.writer.name == "vllm":
         from pipeline.writers.vllm_writer import write_dataset

@@ -49,7 +49,7 @@ def add_stage_seconds(row: Row, seconds: dict[str, float]) -> None:
     row[STAGE_SECONDS] = json.dumps(spent)
 
 
-def _charge(rows: list[Row], stage: str, started: float) -> list[Row]:
+def charge_stage(rows: list[Row], stage: str, started: float) -> list[Row]:
     """Share the batch's wall time since `started` out equally over its rows."""
     share = (time.perf_counter() - started) / max(len(rows), 1)
     for row in rows:
@@ -91,7 +91,7 @@ class RowStage:
             self._ready = True
         started = time.perf_counter()
         rows = [self._guarded(row) for row in batch.to_dict("records")]
-        return _frame(_charge(rows, self.stage, started), batch)
+        return _frame(charge_stage(rows, self.stage, started), batch)
 
     def _guarded(self, row: Row) -> Row:
         if row.get("reject"):
@@ -162,7 +162,7 @@ class WriteStage(RowStage):
         started = time.perf_counter()
         rows = batch.to_dict("records")
         if not hasattr(self.writer, "write_many"):
-            return _frame(_charge([self._guarded(row) for row in rows], self.stage, started),
+            return _frame(charge_stage([self._guarded(row) for row in rows], self.stage, started),
                           batch)
         todo = [i for i, row in enumerate(rows) if not row.get("reject")]
         scenarios = [ScenarioSpec.model_validate_json(rows[i]["scenario"]) for i in todo]
@@ -175,7 +175,7 @@ class WriteStage(RowStage):
                 out[i]["reject"] = result.reason
             else:
                 out[i]["script"] = result.model_dump_json()
-        return _frame(_charge(out, self.stage, started), batch)
+        return _frame(charge_stage(out, self.stage, started), batch)
 
     def process(self, row: Row) -> Row:
         scenario = ScenarioSpec.model_validate_json(row["scenario"])

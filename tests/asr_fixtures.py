@@ -10,9 +10,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from pipeline.config import GenerateConfig
-from pipeline.run import _flush, shard_rows
+from pipeline.run import _flush, plan_shard
 from pipeline.sink import ShardWriter
-from pipeline.stages import AssembleStage, PlanStage, SpeakStage, WriteStage
+from pipeline.stages import AssembleStage, SpeakStage, ValidateStage, WriteStage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,10 +23,10 @@ def build_dataset(root: Path, dialogues: int = 4, shard: int = 2, *overrides: st
                                              f"sink.shard_dialogues={shard}", *overrides])
     config = GenerateConfig.check(OmegaConf.to_container(cfg, resolve=True))
     shards = list(range((dialogues + shard - 1) // shard))
-    frame = pd.DataFrame([row for number in shards
-                          for row in shard_rows({"shard": number}, shard, dialogues)])
     stage_config = config.model_dump()
-    for stage in (PlanStage, WriteStage, SpeakStage, AssembleStage):
+    frame = pd.DataFrame([row for number in shards for row in
+                          plan_shard({"shard": number}, stage_config, shard, dialogues)])
+    for stage in (WriteStage, ValidateStage, SpeakStage, AssembleStage):
         frame = stage(stage_config)(frame)
     writer = ShardWriter(root, config.sink.sample_rate)
     for number in shards:

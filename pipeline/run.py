@@ -43,6 +43,9 @@ log = logging.getLogger("duplexsynth")
 # Planning and writing (offline composer, or waiting on an LLM endpoint) barely use a core;
 # reserving a whole one per actor would starve synthesis and rendering on a small machine.
 LIGHT_STAGE_CPUS = 0.25
+# Workers allocate and free many large audio arrays; glibc's per-thread arenas then keep
+# freed memory, so resident memory creeps up with the number of dialogues.
+WORKER_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "16777216"}
 
 
 def timing_settings(config: GenerateConfig) -> TimingSettings:
@@ -142,7 +145,8 @@ def _init_ray(config: GenerateConfig) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     # A cluster job brings its code in the job's runtime_env (jobs/submit.sh: --working-dir);
     # a private local instance gets this checkout on its workers' path.
-    local_env = {"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}}
+    local_env = {"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+                              **WORKER_MALLOC_ENV}}
     ray.init(
         address=address or "local",
         num_cpus=None if address else config.ray.num_cpus,

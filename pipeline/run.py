@@ -181,8 +181,7 @@ def _stream(
     dataset = (
         ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=len(shards))
         .flat_map(plan_shard, fn_kwargs={"config": stage_config, "shard_dialogues": size,
-                                         "planned": planned}, num_cpus=LIGHT_STAGE_CPUS,
-                  compute=ray.data.TaskPoolStrategy(size=1))
+                                         "planned": planned}, num_cpus=LIGHT_STAGE_CPUS)
     )
     if config.writer.name == "vllm":
         from pipeline.writers.vllm_writer import write_dataset
@@ -210,8 +209,7 @@ def _stream(
                      batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=config.ray.speak_workers))
         .map_batches(AssembleStage, fn_constructor_args=(stage_config,), batch_size=batch,
-                     batch_format="pandas",
-                     compute=ray.data.ActorPoolStrategy(size=config.ray.speak_workers))
+                     batch_format="pandas")
     )
     if goal.dialogues is not None and not goal.by_hours:
         dialogues = min(dialogues, goal.dialogues - goal.written)  # spares rarely run

@@ -32,7 +32,7 @@ def wait_nodes(env: dict, gcs: str, count: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = subprocess.run([RAY, "status", f"--address={gcs}"], env=env,
-                                capture_output=True, text=True)
+                                capture_output=True, text=True, timeout=60)
         if status.stdout.count(" node_") >= count:
             return
         time.sleep(1)

@@ -32,7 +32,7 @@ from pipeline.duplex_clips import (
     shift_event,
 )
 from pipeline.exports.interleave import Ratio, interleave
-from pipeline.jobs import fail
+from pipeline.jobs import dataset_and_out, fail
 from pipeline.labels.duplex import duplex_labels
 from pipeline.labels.invariants import event_violations
 from pipeline.labels.tokens import DuplexTokens
@@ -153,11 +153,7 @@ def write_side(folder: Path, name: str, timeline: Timeline, track: np.ndarray, r
 
 
 def dpo_job(raw: dict) -> dict:
-    dataset, out = raw.get("dataset"), (raw.get("out") or {}).get("dir")
-    if not dataset:
-        fail(ValueError("dataset: missing; set dataset=<folder written by generate>"))
-    if not out:
-        fail(ValueError("out.dir: missing; set out.dir=<folder for the pairs>"))
+    dataset, out = dataset_and_out(raw, "the pairs")
     try:
         ratio = Ratio.parse(raw.get("ratio", "10:5:10"))
         tokens = DuplexTokens.from_config(raw.get("tokens"))

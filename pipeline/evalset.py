@@ -29,7 +29,7 @@ from pipeline.duplex_clips import (
     iter_duplex,
     shift_event,
 )
-from pipeline.jobs import fail
+from pipeline.jobs import dataset_and_out, fail
 from pipeline.labels.invariants import event_violations
 from pipeline.schema import AxisEvent, FrameState, Placed
 
@@ -101,11 +101,7 @@ def build_sample(dialogue: DuplexDialogue, index: int, event: AxisEvent,
 
 
 def evalset_job(raw: dict) -> dict:
-    dataset, out = raw.get("dataset"), (raw.get("out") or {}).get("dir")
-    if not dataset:
-        fail(ValueError("dataset: missing; set dataset=<folder written by generate>"))
-    if not out:
-        fail(ValueError("out.dir: missing; set out.dir=<folder for the evaluation sets>"))
+    dataset, out = dataset_and_out(raw, "the evaluation sets")
     axes = raw.get("axes") or list(AXES)
     unknown = [a for a in axes if a not in AXES]
     if unknown:

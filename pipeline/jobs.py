@@ -16,6 +16,16 @@ def fail(error: Exception) -> None:
     raise SystemExit(2)
 
 
+def dataset_and_out(raw: dict, writes: str) -> tuple[str, str]:
+    """The `dataset=` and `out.dir=` every job after `generate` needs, or a clear exit."""
+    dataset, out = raw.get("dataset"), (raw.get("out") or {}).get("dir")
+    if not dataset:
+        fail(ValueError("dataset: missing; set dataset=<folder written by generate>"))
+    if not out:
+        fail(ValueError(f"out.dir: missing; set out.dir=<folder for {writes}>"))
+    return dataset, out
+
+
 def generate_job(raw: dict) -> dict:
     try:
         config = GenerateConfig.check(raw)

@@ -8,15 +8,11 @@ from importlib import import_module
 from pathlib import Path
 
 from pipeline.exports import FORMATS, VIEWS
-from pipeline.jobs import fail
+from pipeline.jobs import dataset_and_out, fail
 
 
 def export_job(raw: dict) -> dict:
-    dataset, out = raw.get("dataset"), (raw.get("out") or {}).get("dir")
-    if not dataset:
-        fail(ValueError("dataset: missing; set dataset=<folder written by generate>"))
-    if not out:
-        fail(ValueError("out.dir: missing; set out.dir=<folder for the export>"))
+    dataset, out = dataset_and_out(raw, "the export")
     chosen: list[tuple[str, str]] = []
     for key, registry in (("format", FORMATS), ("view", VIEWS)):
         names = raw.get(key) or []

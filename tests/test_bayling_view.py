@@ -14,7 +14,7 @@ from pipeline.duplex_clips import DuplexDialogue
 from pipeline.exports.bayling import Settings, export, sample
 from pipeline.exports.causal import first_frame
 from pipeline.labels.duplex import duplex_labels
-from pipeline.schema import Placed, Timeline
+from pipeline.schema import Timeline
 from tests.bayling_replay import check_sample, replay
 from tests.test_duplex_axes import seg
 
@@ -187,4 +187,3 @@ def test_placed_segments_keep_their_audio():
     speaking = [f for f, s in enumerate(labels["state"]) if s == "SPEAK"]
     hop = int(RATE * 0.08)
     assert all(np.abs(assistant[f * hop:(f + 1) * hop]).max() > 0.01 for f in speaking[1:-1])
-    assert isinstance(Placed, type)

@@ -78,6 +78,7 @@ def test_bayling_and_moshi_views(work):
     lines = [json.loads(x) for x in (out / "moshi/moshi.jsonl").read_text().splitlines()]
     assert len(lines) == 4
     for line in lines:
+        assert Path(line["path"]).is_file()  # sphn opens it from any working directory
         audio, rate = sf.read(out / "moshi" / line["path"])
         assert audio.ndim == 2 and audio.shape[1] == 2
         assert abs(audio.shape[0] / rate - line["duration"]) < 0.01

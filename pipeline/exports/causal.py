@@ -11,7 +11,8 @@ interleaved:
   user slots (its `[EPAD]` block): the reply, and what happened during it, is moved later
   against the barge-in, which lengthens the overlap by at most one block;
 - the clip starts clean: assistant speech before the other party's first turn is dropped, and
-  no reply starts in the first block;
+  nothing of the assistant sounds in the first block (replies move later, backchannels there
+  are dropped);
 - assistant backchannels are dropped when the policy says so (BayLing defines none).
 Targets sit a quarter frame inside their frame, so the labels' frame rules (centre rule for
 states, floor for events) agree on it after rounding. Segments move whole (audio outside
@@ -67,7 +68,8 @@ def retime(timeline: Timeline, assistant: str, frame_s: float, block: int, offse
     opening = min(segments[i].start_s for i in others if segments[i].kind == "turn")
     kept = [i for i in order if segments[i].speaker != assistant or (
         segments[i].start_s >= opening - EPS
-        and (segments[i].kind == "turn" or keep_backchannels))]
+        and (segments[i].kind == "turn" or (
+            keep_backchannels and segments[i].start_s >= block * frame_s)))]
     shift: dict[int, float] = {}
     running = 0.0
     placed: list[int] = []

@@ -42,7 +42,8 @@ def text_frames(labels: DuplexLabels, tokens: DuplexTokens) -> list[str]:
     return frames
 
 
-def export(dataset: Path, out_dir: Path, options: dict) -> dict:
+def check(options: dict) -> tuple[DuplexTokens, str]:
+    """The options, checked before any work; errors name the key."""
     unknown = sorted(set(options) - KNOWN)
     if unknown:
         raise ValueError(f"options.moshi: unknown key(s) {unknown}; allowed: {sorted(KNOWN)}")
@@ -50,6 +51,17 @@ def export(dataset: Path, out_dir: Path, options: dict) -> dict:
     mode = options.get("paths") or "absolute"
     if mode not in PATH_MODES:
         raise ValueError(f"options.moshi.paths: {mode!r} is unknown; allowed: {list(PATH_MODES)}")
+    return tokens, mode
+
+
+def export(dataset: Path, out_dir: Path, options: dict) -> dict:
+    from pipeline.jobs import fail
+
+    try:
+        tokens, mode = check(options)
+    except ValueError as error:
+        fail(error)
+        raise
     exclude = set(options.get("exclude_ids") or [])
     (out_dir / "data_stereo").mkdir(parents=True, exist_ok=True)
     count, seconds = 0, 0.0

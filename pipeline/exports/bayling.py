@@ -35,7 +35,7 @@ from pipeline.duplex_clips import (
     iter_duplex,
     response_turn,
 )
-from pipeline.exports.causal import ClipRejected, move_audio, retime
+from pipeline.exports.causal import ClipRejected, Retimed, move_audio, retime
 from pipeline.exports.interleave import (
     BACKCHANNEL_POLICIES,
     Ratio,
@@ -199,8 +199,8 @@ def sample(dialogue: DuplexDialogue, script: dict, event: AxisEvent | None,
     return record, user, tracks[dialogue.assistant]
 
 
-def moved_event(event: AxisEvent, start: float, clipped: Timeline, done, labels: DuplexLabels
-                ) -> dict:
+def moved_event(event: AxisEvent, start: float, clipped: Timeline, done: Retimed,
+                labels: DuplexLabels) -> dict:
     """The sample's axis event in the re-timed clip (read from its re-derived labels)."""
     t = event.start_s - start
     edge = "end_s" if event.axis == "turn_taking" else "start_s"

@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import paths
+
 
 @dataclass(frozen=True)
 class Sizes:
@@ -146,7 +148,7 @@ def run_pipeline(output_dir: Path, dialogues: int, overrides: tuple[str, ...] = 
                f"sink.dir={output_dir}", "progress=false", *overrides]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=paths.REPO_ROOT,
         preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
     peak = 0
     done = threading.Event()

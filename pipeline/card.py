@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline import card_plots
+from pipeline import card_plots, paths
 from pipeline.card_stats import PHENOMENA, DatasetStats, dataset_stats
 from pipeline.dataset import DatasetNotFound, run_info, shard_paths
 from pipeline.sink import DIALOGUES, SEGMENTS
@@ -38,7 +38,7 @@ from pipeline.timing_stats import TIMING_KEYS
 
 log = logging.getLogger("duplexsynth")
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "data_cards"
+TEMPLATES_DIR = paths.DATA_CARDS_DIR
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
                    (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"),
                    (100_000_000, "10M<n<100M"))
@@ -351,7 +351,7 @@ def validate_card(text: str, dataset: Path) -> None:
 
 def card_job(raw: dict) -> dict:
     """`duplexsynth card sink.dir=D` (or `dataset=D`): write or refresh D/README.md."""
-    from pipeline.jobs import fail
+    from pipeline.jobs_common import fail
 
     dataset = raw.get("dataset") or (raw.get("sink") or {}).get("dir")
     if not dataset:

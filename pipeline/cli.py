@@ -14,7 +14,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+from pipeline import paths
+
+CONF_DIR = str(paths.CONF_DIR)
 
 # job name -> (module, function taking the resolved config dict, one-line help)
 JOBS: dict[str, tuple[str, str, str]] = {

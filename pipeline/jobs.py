@@ -1,4 +1,8 @@
-"""Job entry points: each takes the resolved config dict of its Hydra app."""
+"""The `generate` job: check the config, run the pipeline, print the summary, write the card.
+
+The helpers every job shares live in `pipeline.jobs_common`; they are re-exported here so
+`from pipeline.jobs import fail` keeps working.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,11 @@ import logging
 import sys
 
 from pipeline.config import ConfigError, GenerateConfig
+from pipeline.jobs_common import dataset_and_out, fail
+
+__all__ = ["dataset_and_out", "fail", "generate_job", "write_card_after_run"]
 
 log = logging.getLogger("duplexsynth")
-
-
-def fail(error: Exception) -> None:
-    print(f"duplexsynth: {error}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def dataset_and_out(raw: dict, writes: str) -> tuple[str, str]:
-    """The `dataset=` and `out.dir=` every job after `generate` needs, or a clear exit."""
-    dataset, out = raw.get("dataset"), (raw.get("out") or {}).get("dir")
-    if not dataset:
-        fail(ValueError("dataset: missing; set dataset=<folder written by generate>"))
-    if not out:
-        fail(ValueError(f"out.dir: missing; set out.dir=<folder for {writes}>"))
-    return dataset, out
 
 
 def generate_job(raw: dict) -> dict:

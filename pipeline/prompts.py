@@ -17,9 +17,10 @@ from pathlib import Path
 
 import jinja2
 
+from pipeline import paths
 from pipeline.schema import DialogueScript, ScenarioSpec
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+PROMPTS_DIR = paths.PROMPTS_DIR
 TEMPLATES = ("system.j2", "scenario.j2", "repair.j2", "example.json")
 Message = dict[str, str]
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.card import CardError, CardSettings, write_card
 from pipeline.dataset import DatasetNotFound, shard_paths
-from pipeline.jobs import fail
+from pipeline.jobs_common import fail
 from pipeline.sink import DIALOGUES
 
 

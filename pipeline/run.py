@@ -20,9 +20,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pipeline import paths
 from pipeline.budget import OVER_BUDGET, BudgetGoal
 from pipeline.config import GenerateConfig
-from pipeline.scenarios import PlanSettings
+from pipeline.derive import plan_settings, timing_settings  # noqa: F401 - re-exported
 from pipeline.script_check import is_deferred
 from pipeline.sink import ShardStats, ShardWriter, iter_shards, shard_indices, shard_of
 from pipeline.stages import (
@@ -34,7 +35,6 @@ from pipeline.stages import (
     WriteStage,
     charge_stage,
 )
-from pipeline.timing import TimingSettings
 from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
 from pipeline.writers.usage import llm_summary
 
@@ -46,34 +46,6 @@ LIGHT_STAGE_CPUS = 0.25
 # Workers allocate and free many large audio arrays; glibc's per-thread arenas then keep
 # freed memory, so resident memory creeps up with the number of dialogues.
 WORKER_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "16777216"}
-
-
-def timing_settings(config: GenerateConfig) -> TimingSettings:
-    return TimingSettings.from_config(config.timing.model_dump())
-
-
-def plan_settings(config: GenerateConfig) -> PlanSettings:
-    """Plan knobs; overlap and backchannel rates default to the timing model's quotas."""
-    plan = config.plan
-    timing = timing_settings(config)
-    return PlanSettings(
-        languages=tuple(config.languages),
-        speakers=plan.speakers if isinstance(plan.speakers, int) else tuple(plan.speakers),
-        domains=tuple(plan.domains),
-        min_turns=plan.min_turns,
-        max_turns=plan.max_turns,
-        backchannel_rate=(timing.backchannel_share if plan.backchannel_rate is None
-                          else plan.backchannel_rate),
-        interruption_rate=(timing.interruption_rate if plan.interruption_rate is None
-                           else plan.interruption_rate),
-        pause_rate=plan.pause_rate,
-        overlap_rate=(timing.targets.overlap_transfer_ratio if plan.overlap_rate is None
-                      else plan.overlap_rate),
-        side_talk_rate=plan.side_talk_rate,
-        next_speaker=plan.next_speaker,
-        transfers=timing.targets.definition if plan.overlap_rate is None else "turns",
-        generator="corpus" if config.tts.name == "corpus" else config.writer.generator,
-    )
 
 
 def budget_goal(config: GenerateConfig, writer: ShardWriter) -> BudgetGoal:
@@ -145,7 +117,7 @@ def _init_ray(config: GenerateConfig) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     # A cluster job brings its code in the job's runtime_env (jobs/submit.sh: --working-dir);
     # a private local instance gets this checkout on its workers' path.
-    local_env = {"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    local_env = {"env_vars": {"PYTHONPATH": str(paths.REPO_ROOT),
                               **WORKER_MALLOC_ENV}}
     ray.init(
         address=address or "local",

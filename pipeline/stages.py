@@ -112,7 +112,7 @@ class PlanStage(RowStage):
 
     def setup(self) -> None:
         from pipeline.config import GenerateConfig
-        from pipeline.run import plan_settings
+        from pipeline.derive import plan_settings
         from pipeline.tts import backend_from_config
 
         config = GenerateConfig.model_validate(self.config)

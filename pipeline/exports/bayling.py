@@ -217,7 +217,7 @@ def moved_event(event: AxisEvent, start: float, clipped: Timeline, done: Retimed
 
 
 def export(dataset: Path, out_dir: Path, options: dict) -> dict:
-    from pipeline.jobs import fail
+    from pipeline.jobs_common import fail
 
     try:
         settings = Settings.from_options(options)

@@ -55,7 +55,7 @@ def check(options: dict) -> tuple[DuplexTokens, str]:
 
 
 def export(dataset: Path, out_dir: Path, options: dict) -> dict:
-    from pipeline.jobs import fail
+    from pipeline.jobs_common import fail
 
     try:
         tokens, mode = check(options)

@@ -23,6 +23,7 @@ from pipeline.scenarios import BACKCHANNEL_BY_NEXT, BACKCHANNEL_PAIR, next_speak
 from pipeline.schema import DialogueScript, ScenarioSpec, Turn
 from pipeline.writers.phrasebank import DomainBank, LanguageBank
 from pipeline.writers.phrasebank_meeting import MEETING_BANKS, MeetingBank
+from pipeline.writers.slots import Slot, pause_points
 
 MAX_WORDS = 35
 _PHONE_WORDS = ("calling", "hívom")  # 2-party requests that only fit a phone call
@@ -30,8 +31,6 @@ _PHONE_WORDS = ("calling", "hívom")  # 2-party requests that only fit a phone c
 
 def write_meeting(scenario: ScenarioSpec, bank: LanguageBank, domain: DomainBank,
                   rng: random.Random) -> DialogueScript:
-    from pipeline.writers.offline import _pause_points, _Slot
-
     ids = [s.id for s in scenario.speakers]
     roles = {s.id: s.role for s in scenario.speakers}
     assistant = scenario.assistant if scenario.assistant in ids else ids[-1]
@@ -60,7 +59,7 @@ def write_meeting(scenario: ScenarioSpec, bank: LanguageBank, domain: DomainBank
         elif len(backchannel_at) < len(free):
             backchannel_at[rng.choice([b for b in free if b not in backchannel_at])] = 1
 
-    slots = [_Slot(role="assistant" if s == assistant else "user") for s in order]
+    slots = [Slot(role="assistant" if s == assistant else "user") for s in order]
     for b in range(1, count):
         slots[b].interrupts, slots[b].overlap = b in interrupt_at, b in overlap_at
         slots[b - 1].interrupted = b in interrupt_at
@@ -85,7 +84,7 @@ def write_meeting(scenario: ScenarioSpec, bank: LanguageBank, domain: DomainBank
                            floor_role)
         turns.append(Turn(speaker=speaker, text=text, interrupts=slot.interrupts,
                           overlap=slot.overlap, addressee=addressees[index],
-                          pauses=_pause_points(text, slot.pauses, rng)))
+                          pauses=pause_points(text, slot.pauses, rng)))
         if slot.backchannel_after:
             following = order[index + 1] if index + 1 < count else speaker
             listener = addressees[index]

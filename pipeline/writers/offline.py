@@ -19,37 +19,16 @@ interruptions + overlaps + backchannels <= turns - 1; larger quotas are capped i
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 from pipeline.schema import DialogueScript, Phenomena, ScenarioSpec, Turn
 from pipeline.writers.meeting import write_meeting
 from pipeline.writers.phrasebank import EN, DomainBank, LanguageBank
 from pipeline.writers.phrasebank_hu import HU
+from pipeline.writers.slots import Slot, pause_points
 
 _BANKS: dict[str, LanguageBank] = {"en": EN, "hu": HU}
 _PROPER_SLOTS = ("{user}", "{agent}", "{org}", "{place}")
 MAX_WORDS = 35
-
-
-@dataclass
-class _Slot:
-    """One kind="turn" turn before it has text."""
-
-    role: str  # "user" or "assistant"
-    interrupts: bool = False
-    overlap: bool = False
-    backchannel_after: bool = False
-    backchannels: int = 0  # meetings: listeners acknowledging this turn (1 or 2)
-    interrupted: bool = False
-    pauses: int = 0
-
-    def min_words(self) -> int:
-        need = {0: 2, 1: 6}.get(self.pauses, 10)
-        if self.backchannel_after:
-            need = max(need, 8 if self.backchannels < 2 else 12)
-        if self.interrupted:
-            need = max(need, 15)
-        return need
 
 
 class OfflineComposer:
@@ -97,14 +76,14 @@ class OfflineComposer:
             listener = agent if speaker == user else user
             turns.append(Turn(speaker=speaker, text=text, interrupts=slot.interrupts,
                               overlap=slot.overlap, addressee=listener,
-                              pauses=_pause_points(text, slot.pauses, rng)))
+                              pauses=pause_points(text, slot.pauses, rng)))
             if slot.backchannel_after:
                 turns.append(Turn(speaker=listener, text=rng.choice(bank.backchannels),
                                   kind="backchannel", addressee=speaker))
         return DialogueScript(scenario_id=scenario.id, language=scenario.language, turns=turns)
 
 
-def layout(turns: int, phenomena: Phenomena, rng: random.Random) -> list[_Slot]:
+def layout(turns: int, phenomena: Phenomena, rng: random.Random) -> list[Slot]:
     """Place phenomena on speaker boundaries and roles on turns (see module docstring)."""
     count = max(2, turns)
     boundaries = count - 1  # boundary b sits between turn b-1 and turn b
@@ -121,12 +100,12 @@ def layout(turns: int, phenomena: Phenomena, rng: random.Random) -> list[_Slot]:
     free = [b for b in free if b not in overlap_at]
     backchannel_at = set(rng.sample(free, min(phenomena.backchannels, len(free))))
 
-    slots = [_Slot(role="user" if rng.random() < 0.8 else "assistant")]
+    slots = [Slot(role="user" if rng.random() < 0.8 else "assistant")]
     for b in range(1, count):
         role = slots[-1].role
         stays = b in backchannel_at and b > 1 and rng.random() < 0.4
-        slots.append(_Slot(role=role if stays else _other(role),
-                           interrupts=b in interrupt_at, overlap=b in overlap_at))
+        slots.append(Slot(role=role if stays else _other(role),
+                          interrupts=b in interrupt_at, overlap=b in overlap_at))
         slots[b - 1].backchannel_after = b in backchannel_at
         slots[b - 1].interrupted = b in interrupt_at
     pauses = min(phenomena.pauses, 2 * count)
@@ -141,19 +120,6 @@ def _other(role: str) -> str:
     return "assistant" if role == "user" else "user"
 
 
-def _pause_points(text: str, count: int, rng: random.Random) -> list[int]:
-    """Pause after punctuation where possible: that is where people stop to think."""
-    if count == 0:
-        return []
-    words = text.split()
-    inside = range(1, len(words) - 1)
-    marked = [i for i in inside if words[i][-1] in ",.?!;:"]
-    rest = [i for i in inside if i not in marked]
-    rng.shuffle(marked)
-    rng.shuffle(rest)
-    return sorted((marked + rest)[:count])
-
-
 class _Writer:
     """Chooses a dialogue move per turn and turns it into spoken-style text."""
 
@@ -166,7 +132,7 @@ class _Writer:
         self.last_agent: list[str] = []
         self.last_move = ""
 
-    def texts(self, slots: list[_Slot]) -> list[str]:
+    def texts(self, slots: list[Slot]) -> list[str]:
         out = []
         for index, slot in enumerate(slots):
             stays = index > 0 and slots[index - 1].role == slot.role
@@ -251,7 +217,7 @@ class _Writer:
             return move, [self._pick(bank.confirm)]
         return move, [self._pick(self.domain.agent_more + bank.agent_more)]
 
-    def _render(self, slot: _Slot, move: str, core: list[str]) -> str:
+    def _render(self, slot: Slot, move: str, core: list[str]) -> str:
         """Fill slots, pad to the slot's minimum length, add fillers and disfluencies."""
         bank, rng = self.bank, self.rng
         sentences = [self._fill(s) for s in core]

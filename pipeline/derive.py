@@ -1,0 +1,42 @@
+"""Settings derived from the checked `generate` config, beside pipeline.config.
+
+The plan's phenomenon rates default to the timing model's quotas, so deriving the plan needs
+the timing settings too; both are computed here (not in run.py) so that a stage can derive
+them without importing the driver. `pipeline.run` re-exports both names.
+"""
+
+from __future__ import annotations
+
+from pipeline.config import GenerateConfig
+from pipeline.scenarios import PlanSettings
+from pipeline.timing import TimingSettings
+
+__all__ = ["plan_settings", "timing_settings"]
+
+
+def timing_settings(config: GenerateConfig) -> TimingSettings:
+    return TimingSettings.from_config(config.timing.model_dump())
+
+
+def plan_settings(config: GenerateConfig) -> PlanSettings:
+    """Plan knobs; overlap and backchannel rates default to the timing model's quotas."""
+    plan = config.plan
+    timing = timing_settings(config)
+    return PlanSettings(
+        languages=tuple(config.languages),
+        speakers=plan.speakers if isinstance(plan.speakers, int) else tuple(plan.speakers),
+        domains=tuple(plan.domains),
+        min_turns=plan.min_turns,
+        max_turns=plan.max_turns,
+        backchannel_rate=(timing.backchannel_share if plan.backchannel_rate is None
+                          else plan.backchannel_rate),
+        interruption_rate=(timing.interruption_rate if plan.interruption_rate is None
+                           else plan.interruption_rate),
+        pause_rate=plan.pause_rate,
+        overlap_rate=(timing.targets.overlap_transfer_ratio if plan.overlap_rate is None
+                      else plan.overlap_rate),
+        side_talk_rate=plan.side_talk_rate,
+        next_speaker=plan.next_speaker,
+        transfers=timing.targets.definition if plan.overlap_rate is None else "turns",
+        generator="corpus" if config.tts.name == "corpus" else config.writer.generator,
+    )

@@ -114,3 +114,20 @@ def test_folder_without_shards_is_a_one_line_error(tmp_path):
     with pytest.raises(ViewError) as error:
         list(select_rows(tmp_path))
     assert "\n" not in str(error.value) and "dataset=" in str(error.value)
+
+
+def test_templates_ship_as_package_data():
+    """A wheel holds pipeline/viewer/templates/* only if pyproject's package-data says so."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    from pipeline.viewer.site import ASSETS, TEMPLATES
+
+    root = Path(__file__).resolve().parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["pipeline.viewer"]
+    files = sorted(p.relative_to(TEMPLATES.parent).as_posix() for p in TEMPLATES.iterdir())
+    assert {"templates/dialogue.html.j2", "templates/index.html.j2"} | {
+        f"templates/{a}" for a in ASSETS} <= set(files)
+    assert all(any(fnmatch.fnmatch(f, p) for p in patterns) for f in files)

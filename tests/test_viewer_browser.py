@@ -66,6 +66,27 @@ def test_bad_input_is_one_line(site, tmp_path):
     assert not (tmp_path / "v").exists()
 
 
+def test_generate_view_enabled_writes_the_viewer_and_the_card_links_it(site):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from pipeline.card import write_card
+    from pipeline.config import GenerateConfig
+    from pipeline.viewer.job import view_after_run
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        raw = compose("generate", overrides=["view.enabled=true", "view.dialogues=1"])
+    config = GenerateConfig.check(OmegaConf.to_container(raw, resolve=True))
+    assert not GenerateConfig.check(OmegaConf.to_container(
+        OmegaConf.merge(raw, {"view": {"enabled": False}}), resolve=True)).view.enabled
+    dataset = site["tmp"] / "dataset"
+    index = view_after_run(dataset, config.view)
+    assert index == dataset / "viewer" / "index.html"
+    assert len(list((dataset / "viewer" / "dialogues").glob("*.html"))) == 1
+    card = write_card(dataset).path.read_text(encoding="utf-8")
+    assert "[the viewer](viewer/index.html) (1 dialogue:" in card
+
+
 def chromium(tmp: Path):
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip("Debian's chromium and chromium-driver are not installed "

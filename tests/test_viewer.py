@@ -131,3 +131,13 @@ def test_templates_ship_as_package_data():
     assert {"templates/dialogue.html.j2", "templates/index.html.j2"} | {
         f"templates/{a}" for a in ASSETS} <= set(files)
     assert all(any(fnmatch.fnmatch(f, p) for p in patterns) for f in files)
+
+
+def test_a_dialogue_without_assistant_has_lanes_but_no_label_track():
+    row = fixed_row()
+    row["duplex"] = None
+    row["scenario"]["assistant"] = None
+    data = page_data(row)
+    assert data["labels"] is None
+    assert sum(len(s["words"]) for lane in data["lanes"] for s in lane["segments"]) == 14
+    assert not any(s["side_talk"] for lane in data["lanes"] for s in lane["segments"])

@@ -55,6 +55,20 @@ def test_view_writes_an_index_and_a_page_per_dialogue(site):
         assert len(list((site["site"] / "audio" / row["id"]).glob("[0-9]-*.flac"))) == 2
 
 
+def test_ids_limit_and_split_select_the_pages(site, tmp_path):
+    from pipeline.viewer.site import ViewError, write_site
+
+    dataset, second = site["tmp"] / "dataset", site["rows"][1]["id"]
+    chosen = write_site(dataset, tmp_path / "ids", split="train", ids=[second])
+    assert [p.stem for p in chosen.pages] == [second]
+    first = write_site(dataset, tmp_path / "limit", limit=1, audio="ogg")
+    assert [p.stem for p in first.pages] == [site["rows"][0]["id"]]
+    ogg = tmp_path / "limit" / "audio" / site["rows"][0]["id"] / "mix.ogg"
+    assert ogg.read_bytes()[:4] == b"OggS"
+    with pytest.raises(ViewError, match="is a dataset folder"):
+        write_site(dataset, dataset)
+
+
 def test_bad_input_is_one_line(site, tmp_path):
     empty = cli(site["tmp"], "view", f"dataset={tmp_path}", f"out.dir={tmp_path / 'v'}", ok=False)
     assert empty.returncode == 2 and len(empty.stderr.strip().splitlines()) == 1
@@ -128,6 +142,15 @@ def test_dialogue_page_in_chromium(site, tmp_path):
     try:
         driver.get((site["site"] / "index.html").as_uri())
         assert wait_for(driver, "return document.querySelectorAll('tr.row').length") == 2
+        cut = sum(1 for r in site["rows"]
+                  if any(s["cut_at_s"] is not None for s in r["timeline"]["segments"]))
+        visible = ("var f = document.getElementById(arguments[0]); f.value = arguments[1];"
+                   "f.dispatchEvent(new Event('change'));"
+                   "return document.querySelectorAll('tr.row:not(.hidden)').length;")
+        assert driver.execute_script(visible, "f-phenomenon", "interruptions") == cut
+        assert driver.execute_script(visible, "f-phenomenon", "") == 2
+        assert driver.execute_script(visible, "f-speakers", "2") == 2
+        assert driver.execute_script(visible, "f-language", "en") == 2
         assert console_errors(driver) == []
 
         driver.get((site["site"] / "dialogues" / f"{row['id']}.html").as_uri())

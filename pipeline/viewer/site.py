@@ -155,12 +155,16 @@ def write_site(dataset: Path, out_dir: Path, split: str | None = None,
     dataset, out_dir = Path(dataset).expanduser().resolve(), Path(out_dir).expanduser().resolve()
     if audio not in AUDIO_FORMATS:
         raise ViewError(f"audio: {audio!r} unknown; use one of {sorted(AUDIO_FORMATS)}")
+    if out_dir == dataset or (out_dir / "data" / "dialogues").is_dir():
+        raise ViewError(f"out.dir={out_dir} is a dataset folder; pick a folder of its own, "
+                        f"e.g. out.dir={dataset / 'viewer'}")
     rows = select_rows(dataset, split, limit, ids)
     first = next(rows, None)  # errors surface here, before anything is written
     if first is None:
         raise ViewError(f"dataset={dataset}: the shards hold no dialogue to show")
-    for stale in ("dialogues", "audio"):
-        shutil.rmtree(out_dir / stale, ignore_errors=True)
+    if (out_dir / "assets" / "dialogue.js").exists():  # an earlier site: replace its pages
+        for stale in ("dialogues", "audio"):
+            shutil.rmtree(out_dir / stale, ignore_errors=True)
     (out_dir / "dialogues").mkdir(parents=True, exist_ok=True)
     (out_dir / "assets").mkdir(parents=True, exist_ok=True)
     for asset in ASSETS:

@@ -11,7 +11,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -179,5 +183,29 @@ def test_dialogue_page_in_chromium(site, tmp_path):
         driver.save_screenshot(str(shot))
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         print(f"screenshot: {shot}")
+        # served by python's http.server (no byte ranges): the page still seeks
+        with static_server(site["site"]) as base:
+            driver.get(f"{base}/dialogues/{row['id']}.html#t={start}")
+            seeked = wait_for(driver, "var a = document.getElementById('audio-mix');"
+                                      "return a.readyState >= 1 && a.src.startsWith('blob:')"
+                                      f"&& Math.abs(a.currentTime - {start}) < 0.01;")
+            assert seeked and console_errors(driver) == []
     finally:
         driver.quit()
+
+
+@contextmanager
+def static_server(folder: Path):
+    """`python -m http.server` in a thread on 127.0.0.1, for as long as the block runs."""
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

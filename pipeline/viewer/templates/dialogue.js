@@ -173,9 +173,10 @@
     clock.textContent = fmt(t);
   }
 
+  var lastSeek = 0;  // every player (re)loading picks this up, so they stay in step
   function seek(t) {
-    t = Math.max(0, Math.min(t, data.duration_s));
-    audios.forEach(function (a) { a.currentTime = t; });
+    lastSeek = t = Math.max(0, Math.min(t, data.duration_s));
+    audios.forEach(function (a) { if (a.readyState >= 1) a.currentTime = t; });
     movePlayhead(t);
   }
 
@@ -190,7 +191,20 @@
     window.requestAnimationFrame(follow);
   }
 
+  // Chromium cannot seek media from a server that ignores byte ranges (python -m http.server):
+  // over http(s) the page loads each file whole into a blob: URL, which seeks. From disk
+  // (file://, where fetch is blocked) the files are read directly and seek as they are.
+  if (window.location.protocol !== "file:" && window.fetch && window.URL) {
+    audios.forEach(function (a) {
+      fetch(a.currentSrc || a.src).then(function (r) { return r.ok ? r.blob() : null; })
+        .then(function (blob) { if (blob && a.paused) a.src = URL.createObjectURL(blob); })
+        .catch(function () {});
+    });
+  }
   audios.forEach(function (a) {
+    a.addEventListener("loadedmetadata", function () {
+      if (Math.abs(a.currentTime - lastSeek) > 1e-3) a.currentTime = lastSeek;
+    });
     a.addEventListener("play", function () {
       audios.forEach(function (other) { if (other !== a) other.pause(); });
       active = a;

@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from pipeline.config import ConfigError, ViewJobConfig, ViewSettings, _explain
 from pipeline.viewer.site import SiteResult, ViewError, write_site
 
@@ -18,8 +20,8 @@ def view_job(raw: dict) -> SiteResult:
     dataset, out = dataset_and_out(raw, "the viewer site")
     try:
         config = ViewJobConfig.model_validate(raw)
-    except ValueError as error:  # pydantic's ValidationError is a ValueError
-        fail(ConfigError(_explain(error)) if hasattr(error, "errors") else error)
+    except ValidationError as error:
+        fail(ConfigError(_explain(error)))
         raise
     try:
         result = write_site(Path(dataset), Path(out), split=config.split, limit=config.limit,

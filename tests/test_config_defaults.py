@@ -33,6 +33,8 @@ GROUPS: list[tuple[str, type[BaseModel]]] = [
     ("sink/default", cfg.SinkConfig),
     ("ray/local", cfg.RayConfig),
     ("card/default", CardSettings),
+    ("view/default", cfg.ViewSettings),
+    ("view", cfg.ViewJobConfig),  # the `view` job's primary config
 ]
 
 

@@ -15,7 +15,7 @@ log = logging.getLogger("duplexsynth")
 
 
 def view_job(raw: dict) -> SiteResult:
-    from pipeline.jobs import dataset_and_out, fail
+    from pipeline.jobs_common import dataset_and_out, fail
 
     dataset, out = dataset_and_out(raw, "the viewer site")
     try:

@@ -25,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -118,7 +119,11 @@ def _draw_plots(dataset: Path, stats: DatasetStats, run: dict,
                                 folder / PLOTS["phenomena"])
     card_plots.speaker_hours(stats.voice_speech_s, stats.voice_genders,
                              folder / PLOTS["speaker_hours"], top=settings.top_voices)
-    return {name: f"{settings.plots_dir}/{file}" for name, file in PLOTS.items()}
+    drawn = dict(PLOTS)
+    if stats.asr_errors:  # only datasets made with the ASR gate (checks.asr)
+        drawn["asr_errors"] = "asr_errors.png"
+        card_plots.asr_errors(stats.asr_errors, folder / drawn["asr_errors"])
+    return {name: f"{settings.plots_dir}/{file}" for name, file in drawn.items()}
 
 
 def timing_targets(run: dict):
@@ -249,6 +254,10 @@ def card_context(dataset: Path, stats: DatasetStats, run: dict, settings: CardSe
         "segment_durations": summary["segment_duration_s"],
         "rejected": rejected.most_common(),
         "rejected_total": sum(rejected.values()),
+        "asr": [(language, len(errors), f"{np.mean(errors):.3f}", f"{np.median(errors):.3f}",
+                 f"{np.percentile(errors, 90):.3f}", f"{max(errors):.3f}")
+                for language, errors in sorted(stats.asr_errors.items())],
+        "asr_rejected": rejected.get("asr_mismatch", 0),
         "planned": planned,
         "run_counts": counts,
         "config_hashes": stats.provenance.get("config_hash", Counter()).most_common(),

@@ -134,3 +134,22 @@ def speaker_hours(speech_s: Mapping[str, float], genders: Mapping[str, str], pat
     ax.legend(handles=[Patch(color=BLUE, label="male"), Patch(color=ORANGE, label="female")],
               frameon=False, fontsize=8, loc="lower right")
     return _save(fig, path)
+
+
+def asr_errors(errors: Mapping[str, Sequence[float]], path: Path) -> Path:
+    """Per-utterance error (WER or CER, as the gate scored it) of the ASR round trip, one
+    histogram per language."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    bins = np.linspace(0.0, 1.0, 21)
+    for (language, values), color in zip(sorted(errors.items()), (BLUE, ORANGE, GREY),
+                                         strict=False):
+        clipped = np.clip(np.asarray(values, dtype=float), 0.0, 1.0)
+        ax.hist(clipped, bins=bins, alpha=0.6, color=color, edgecolor="white",
+                label=f"{language} (n = {clipped.size}, median {np.median(clipped):.2f})")
+    ax.set_xlabel("error of the Whisper transcript per utterance (1 = all wrong; clipped)")
+    ax.set_ylabel("utterances")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title("ASR round trip")
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, path)
+

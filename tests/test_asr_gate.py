@@ -144,3 +144,16 @@ def test_cli_error_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "English-only" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_prepare_assembles_the_split_base_model(tmp_path, capsys):
+    import hashlib
+
+    from pipeline.whisper_models import models_job
+
+    result = models_job({"prepare": "whisper-base", "models_dir": str(tmp_path)})
+    path = Path(result["path"])
+    assert path == tmp_path / "whisper-base" and is_multilingual(path)
+    assert hashlib.sha256((path / "model.bin").read_bytes()).hexdigest() == result["sha256"]
+    assert '"sha256"' in capsys.readouterr().out
+    assert resolve_model("base", tmp_path) == path  # assembled once, found again

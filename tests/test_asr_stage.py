@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 
@@ -116,17 +117,20 @@ def test_swapped_turn_texts_are_caught_and_counted(english, gate, tmp_path):
     assert writer.totals().rejected == {ASR_MISMATCH: 1} and writer.totals().written == 0
 
 
-def test_a_retry_revoices_the_failing_speaker(english):
-    config, frame = english
-    retrying = json.loads(json.dumps(config))
-    retrying["checks"]["asr"]["retries"] = 1
-    stage = AsrStage(retrying)
+def test_a_retry_revoices_the_failing_speaker(english, gate):
+    _, frame = english
+    stage = gate
+    settings = gate.settings
+    gate.settings = dataclasses.replace(settings, retries=1)
     row = dict(frame.to_dict("records")[0])
     utterances = pickle.loads(row["utterances"])
     victim = max(range(len(utterances)), key=lambda i: len(utterances[i].words))
     utterances[victim].samples = np.zeros_like(utterances[victim].samples)  # silence
     row["utterances"] = pickle.dumps(utterances)
-    out = stage(pd.DataFrame([row])).to_dict("records")[0]
+    try:
+        out = stage(pd.DataFrame([row])).to_dict("records")[0]
+    finally:
+        gate.settings = settings
     speaker = utterances[victim].speaker
     before = ScenarioSpec.model_validate_json(row["scenario"]).speaker(speaker).voice["id"]
     after = ScenarioSpec.model_validate_json(out["scenario"]).speaker(speaker).voice["id"]

@@ -63,7 +63,7 @@ class AsrSettings:
     beam_size: int = 1
     gap_s: float = 1.0
     workers: int | None = None
-    num_cpus: float = 0.5
+    num_cpus: float = 0.25
     models_dir: str = "~/.cache/duplexsynth/models"
 
     @classmethod

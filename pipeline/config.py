@@ -121,7 +121,7 @@ class AsrCheckConfig(Strict):
     beam_size: int = Field(1, ge=1)
     gap_s: float = Field(1.0, gt=0, description="silence between packed utterances, seconds")
     workers: int | None = Field(None, ge=1, description="actors; null = ray.speak_workers")
-    num_cpus: float = Field(0.5, gt=0, description="Ray CPUs reserved per actor")
+    num_cpus: float = Field(0.25, gt=0, description="Ray CPUs reserved per actor")
     models_dir: str = Field("~/.cache/duplexsynth/models",
                             description="where split packaged models are assembled")
 

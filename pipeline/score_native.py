@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.score_fdb import MODEL_MERGE_GAP_S, merge
+
 Segments = list[tuple[float, float]]
 
 
@@ -92,7 +94,8 @@ def score_sample(meta: dict, segments: Segments, s: ScoreSettings) -> dict:
         result["latency_s"] = None if first is None else round(first - start, 3)
         result["success_3s"] = first is not None and first <= start + s.turn_taking_window_s
     elif axis == "interruption":
-        running = next(((a, b) for a, b in segments if a <= start < b), None)
+        merged = merge(segments, MODEL_MERGE_GAP_S)  # a breath is no stop (as get_timing)
+        running = next(((a, b) for a, b in merged if a <= start < b), None)
         result["speaking"] = running is not None
         stop = None if running is None else running[1]
         result["stop_latency_s"] = None if stop is None else round(stop - start, 3)

@@ -1,0 +1,94 @@
+"""Timing learnt at the level of speech segments (`pipeline.segments`), and drawn back.
+
+What `fit-timing` keeps of a corpus (all seconds), and why each is enough to rebuild it:
+- `transfers`: (previous length, next length, offset) of observed transfers. An offset is
+  drawn from the transfers whose two lengths fall in the same quantile cells as the ones
+  being placed, so that offsets keep their dependence on the segments around them (a
+  segment can only start as far inside the previous one as that one is long; a short
+  segment deep inside a long one is a backchannel, a long one rarely is);
+- `resume_pauses`: when the next speaker's own last segment is still running past the end
+  of the previous one (a listener's short segment inside it), the next segment follows the
+  speaker's own end by one of these silences;
+- `same_pauses`: silences between consecutive segments of one speaker (mid-turn pauses);
+- `segment_lengths`: lengths of the segments that are not backchannels (where the arranger
+  splits a long turn into speech segments).
+A small Gaussian jitter (`jitter_s`) smooths the resampled values.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from dataclasses import dataclass
+from functools import cached_property
+
+CELLS = 6  # quantile cells per length axis (6 x 6 cells; thousands of transfers each)
+MAX_REDRAWS = 64
+
+
+@dataclass(frozen=True)
+class SegmentModel:
+    transfers: tuple[tuple[float, float, float], ...]
+    resume_pauses: tuple[float, ...]
+    same_pauses: tuple[float, ...]
+    segment_lengths: tuple[float, ...]
+    jitter_s: float = 0.02
+    min_pause_s: float = 0.06  # above the 50 ms merge silence, so pauses stay pauses
+    join_silence_s: float = 0.4  # shorter silences between a voice's words are closed up
+
+    @classmethod
+    def from_profile(cls, spec: dict) -> SegmentModel:
+        return cls(
+            transfers=tuple((float(p), float(n), float(o)) for p, n, o in spec["transfers"]),
+            resume_pauses=tuple(float(x) for x in spec["resume_pauses"]),
+            same_pauses=tuple(float(x) for x in spec["same_pauses"]),
+            segment_lengths=tuple(float(x) for x in spec["segment_lengths"]),
+            jitter_s=float(spec.get("jitter_s", 0.02)),
+            join_silence_s=float(spec.get("join_silence_s", 0.4)),
+        )
+
+    @cached_property
+    def _edges(self) -> tuple[list[float], list[float]]:
+        def edges(values: list[float]) -> list[float]:
+            ordered = sorted(values)
+            return [ordered[len(ordered) * k // CELLS] for k in range(1, CELLS)]
+
+        return (edges([p for p, _, _ in self.transfers]),
+                edges([n for _, n, _ in self.transfers]))
+
+    @cached_property
+    def _cells(self) -> dict[tuple[int, int], list[float]]:
+        cells: dict[tuple[int, int], list[float]] = {}
+        for previous, following, offset in self.transfers:
+            cells.setdefault(self._cell(previous, following), []).append(offset)
+        return cells
+
+    def _cell(self, previous_s: float, next_s: float) -> tuple[int, int]:
+        prev_edges, next_edges = self._edges
+        return bisect.bisect(prev_edges, previous_s), bisect.bisect(next_edges, next_s)
+
+    def offset(self, rng: random.Random, previous_s: float, next_s: float, lower_s: float,
+               overlap: bool | None = None) -> float:
+        """A transfer offset >= lower_s for segments of these lengths; `overlap` True / False
+        (a script's request) keeps the negative / non-negative side."""
+        pool = self._cells.get(self._cell(previous_s, next_s)) or [o for _, _, o in
+                                                                    self.transfers]
+        for _ in range(MAX_REDRAWS):
+            value = rng.choice(pool) + rng.gauss(0.0, self.jitter_s)
+            if value >= lower_s and (overlap is None or (value < 0) == overlap):
+                return value
+        if overlap and lower_s < 0:
+            return rng.uniform(lower_s, 0.0)
+        return max(lower_s, 0.0 if overlap is False else lower_s) + self.pause(
+            rng, self.resume_pauses)
+
+    def pause(self, rng: random.Random, pool: tuple[float, ...] | None = None) -> float:
+        """A within-speaker silence (or a resume pause), never merged away."""
+        values = pool or self.same_pauses
+        return max(self.min_pause_s, rng.choice(values) + rng.gauss(0.0, self.jitter_s))
+
+    def resume(self, rng: random.Random) -> float:
+        return self.pause(rng, self.resume_pauses)
+
+    def segment_length(self, rng: random.Random) -> float:
+        return rng.choice(self.segment_lengths)

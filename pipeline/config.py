@@ -53,8 +53,8 @@ class LogNormalConfig(Strict):
 class OffsetConfig(Strict):
     """The signed-offset density of speaker transfers (pipeline/offset_model.py)."""
 
-    overlap_median_s: float = Field(0.17, gt=0)
-    tail_weight: float = Field(0.8, gt=0)
+    overlap_median_s: float = Field(0.30, gt=0)
+    tail_weight: float = Field(0.55, gt=0)
     min_s: float = Field(-1.5, lt=0)
     max_s: float = Field(3.0, gt=0)
 

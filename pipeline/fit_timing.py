@@ -37,8 +37,13 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.segments import (MERGE_SILENCE_S, check_recordings, consecutive, read_rttm,
-                               speech_segments)
+from pipeline.segments import (
+    MERGE_SILENCE_S,
+    check_recordings,
+    consecutive,
+    read_rttm,
+    speech_segments,
+)
 from pipeline.timing import PROFILE_FORMAT
 from pipeline.timing_stats import Interval, TimingAccumulator
 
@@ -160,6 +165,7 @@ def fit_profile(recordings: Recordings, config: FitTimingConfig) -> dict:
                 if pair.offset_s >= 0:
                     per_speaker[(recording, following.speaker)].append(pair.offset_s)
     offsets = np.asarray([o for _, _, o in transfers])
+    backchannels = round(corpus.backchannels)
     if offsets.size < 10 or not (offsets < 0).any() or not (offsets >= 0).any():
         raise ValueError(f"inputs: {offsets.size} speaker transfers with too few gaps or "
                          "overlaps to fit a timing profile; give more conversations")
@@ -181,9 +187,11 @@ def fit_profile(recordings: Recordings, config: FitTimingConfig) -> dict:
                         "share": stats["backchannel_share"]},
         "segments": {
             "bandwidth_s": round(bandwidth(offsets), 5),
-            # silences shorter than the corpus's shortest within-speaker pauses (1st
-            # percentile) do not split its segments; generated voices' ones are closed up
-            "join_silence_s": round(float(np.percentile(same, 1)), 3) if same else 0.4,
+            # silences shorter than the corpus's 5th-percentile within-speaker pause
+            # do not split its segments; generated voices' ones are closed up
+            # how often a backchannel is followed by its host's own next segment
+            "resume_share": round(min(1.0, len(resume) / max(1, backchannels)), 4),
+            "join_silence_s": round(float(np.percentile(same, 5)), 3) if same else 0.4,
             "transfers": [[round(p, 3), round(n, 3), round(o, 3)]
                           for p, n, o in _subsample(transfers, config.max_samples, rng)],
             "resume_pauses": _rounded(_subsample(resume or [0.5], config.max_samples, rng)),

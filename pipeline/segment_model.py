@@ -9,9 +9,10 @@ What `fit-timing` keeps of a corpus (all seconds), and why each is enough to reb
 - `resume_pauses`: when the next speaker's own last segment is still running past the end
   of the previous one (a listener's short segment inside it), the next segment follows the
   speaker's own end by one of these silences;
+- `resume_share`: how often a backchannel is followed by its host's own next segment (the
+  host goes on after it) rather than by someone else's;
 - `same_pauses`: silences between consecutive segments of one speaker (mid-turn pauses);
-- `segment_lengths`: lengths of the segments that are not backchannels (where the arranger
-  splits a long turn into speech segments).
+- `segment_lengths`: lengths of the segments that are not backchannels (for reports).
 A small Gaussian jitter (`jitter_s`) smooths the resampled values.
 """
 
@@ -35,6 +36,7 @@ class SegmentModel:
     jitter_s: float = 0.02
     min_pause_s: float = 0.06  # above the 50 ms merge silence, so pauses stay pauses
     join_silence_s: float = 0.4  # shorter silences between a voice's words are closed up
+    resume_share: float = 0.3
 
     @classmethod
     def from_profile(cls, spec: dict) -> SegmentModel:
@@ -45,6 +47,7 @@ class SegmentModel:
             segment_lengths=tuple(float(x) for x in spec["segment_lengths"]),
             jitter_s=float(spec.get("jitter_s", 0.02)),
             join_silence_s=float(spec.get("join_silence_s", 0.4)),
+            resume_share=float(spec.get("resume_share", 0.3)),
         )
 
     @cached_property
@@ -89,6 +92,3 @@ class SegmentModel:
 
     def resume(self, rng: random.Random) -> float:
         return self.pause(rng, self.resume_pauses)
-
-    def segment_length(self, rng: random.Random) -> float:
-        return rng.choice(self.segment_lengths)

@@ -18,9 +18,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.timing_stats import Interval
-
 MERGE_SILENCE_S = 0.05
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One speaker's speech from start_s to end_s (seconds); kind "turn" or "backchannel"."""
+
+    speaker: str
+    start_s: float
+    end_s: float
+    kind: str = "turn"
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,10 @@
 Pure: (script, utterances, timing model with a `SegmentModel`) -> Timeline. The corpus was
 measured as speech segments (`pipeline.segments`: words merged across silences <= 50 ms),
 so the timeline is built from the same units, in start order:
-1. each turn is cut into speech segments at word boundaries: where the script asks for a
-   mid-turn pause, and where the running segment has reached a length drawn from the
-   corpus's segment lengths (silences the voice itself leaves between words count too);
+1. each turn is cut into pieces where the script asks for a mid-turn pause; silences the
+   voice leaves between words that the corpus's speakers do not leave are closed up, so a
+   piece is one speech segment, as long as the corpus's are (splitting turns further
+   made segments shorter and same-speaker runs longer than the corpus's);
 2. the backchannels that follow a turn in the script go after one of its segments, so the
    turn's speaker resumes after them, as in meetings;
 3. each segment is placed against the one placed before it (the previous segment in start
@@ -26,7 +27,6 @@ from pipeline.segments import MERGE_SILENCE_S, speech_segments
 from pipeline.timeline import MIN_LEAD_S, _can_be_interrupted, _interrupt
 from pipeline.timing import TimingModel
 from pipeline.timing_stats import Interval
-
 
 KEEP_S = 0.02  # audio kept on each side of a joined silence (40 ms left: one segment)
 
@@ -71,7 +71,9 @@ def arrange_segments(script: DialogueScript, utterances: Sequence[Utterance],
             followers.append(index)
             index += 1
         pieces = _split(host, turns[host], utterances[host], timing)
-        spots = [rng.randrange(len(pieces)) for _ in followers]  # after the host's k-th
+        last = len(pieces) - 1  # each follower goes after the host's k-th piece
+        spots = [rng.randrange(last) if last and rng.random() < model.resume_share else last
+                 for _ in followers]
         order: list[_Piece | int] = []
         for k, piece in enumerate(pieces):
             order += [piece] + [f for f, spot in zip(followers, spots, strict=True)
@@ -99,10 +101,10 @@ def arrange_segments(script: DialogueScript, utterances: Sequence[Utterance],
 
 def _split(index: int, turn: Turn, utterance: Utterance, timing: TimingModel,
            whole: bool = False) -> list[_Piece]:
-    """Cut the utterance into pieces at word boundaries (script pauses, drawn lengths).
+    """Cut the utterance into pieces where the script asks for a mid-turn pause.
 
-    Silences the voice leaves between words that are shorter than the corpus's shortest
-    within-speaker pauses (`SegmentModel.join_silence_s`) are shortened to 2 * KEEP_S, so
+    Silences the voice leaves between words that are shorter than the corpus's 5th-percentile
+    within-speaker pause (`SegmentModel.join_silence_s`) are shortened to 2 * KEEP_S, so
     they do not split a segment where the corpus's speakers never do; longer ones stay.
     """
     model = timing.settings.segment_model
@@ -110,17 +112,7 @@ def _split(index: int, turn: Turn, utterance: Utterance, timing: TimingModel,
     if not words:
         return [_Piece(index, turn.speaker, [(0.0, utterance.duration_s, 0.0)],
                        [(0.0, utterance.duration_s)], first_of_turn=True)]
-    pauses = set(turn.pauses)
-    cuts: list[int] = []  # cut after word k
-    spoken_s, target = 0.0, model.segment_length(timing.rng)
-    for k in range(len(words) - 1):
-        spoken_s += words[k][2] - words[k][1]
-        silence = words[k + 1][1] - words[k][2]
-        if silence > model.join_silence_s:  # the voice itself pauses: a new segment
-            spoken_s, target = 0.0, model.segment_length(timing.rng)
-        elif not whole and (k in pauses or spoken_s >= target):
-            cuts.append(k)
-            spoken_s, target = 0.0, model.segment_length(timing.rng)
+    cuts = [] if whole else sorted({k for k in turn.pauses if 0 <= k < len(words) - 1})
     bounds = [0.0] + [0.5 * (words[k][2] + words[k + 1][1]) for k in cuts] + [
         utterance.duration_s]
     pieces = []

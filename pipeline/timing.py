@@ -107,8 +107,8 @@ class TimingSettings:
     `segment_model` is set and `offsets` is the corpus's signed-offset density.
     """
 
-    overlap_median_s: float = 0.17
-    tail_weight: float = 0.8
+    overlap_median_s: float = 0.30
+    tail_weight: float = 0.55
     offset_min_s: float = -1.5
     offset_max_s: float = 3.0
     same_speaker_gap: LogNormal = LogNormal(0.45, 0.5, 3.0)

@@ -2,7 +2,7 @@
 
 What `fit-timing` keeps of a corpus (all seconds), and why each is enough to rebuild it:
 - `transfers`: (previous length, next length, offset) of observed transfers. An offset is
-  drawn from the transfers whose two lengths fall in the same quantile cells as the ones
+  drawn from the observed transfers whose two lengths are nearest (in log) to the ones
   being placed, so that offsets keep their dependence on the segments around them (a
   segment can only start as far inside the previous one as that one is long; a short
   segment deep inside a long one is a backchannel, a long one rarely is);
@@ -18,12 +18,13 @@ A small Gaussian jitter (`jitter_s`) smooths the resampled values.
 
 from __future__ import annotations
 
-import bisect
 import random
 from dataclasses import dataclass
 from functools import cached_property
 
-CELLS = 6  # quantile cells per length axis (6 x 6 cells; thousands of transfers each)
+import numpy as np
+
+NEIGHBOURS = 200  # observed transfers an offset is drawn from (of a few thousand kept)
 MAX_REDRAWS = 64
 
 
@@ -51,33 +52,27 @@ class SegmentModel:
         )
 
     @cached_property
-    def _edges(self) -> tuple[list[float], list[float]]:
-        def edges(values: list[float]) -> list[float]:
-            ordered = sorted(values)
-            return [ordered[len(ordered) * k // CELLS] for k in range(1, CELLS)]
+    def _table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        values = np.asarray(self.transfers, dtype=float).reshape(-1, 3)
+        logs = np.log(np.maximum(values[:, :2], 0.01))
+        return logs[:, 0], logs[:, 1], values[:, 2]
 
-        return (edges([p for p, _, _ in self.transfers]),
-                edges([n for _, n, _ in self.transfers]))
-
-    @cached_property
-    def _cells(self) -> dict[tuple[int, int], list[float]]:
-        cells: dict[tuple[int, int], list[float]] = {}
-        for previous, following, offset in self.transfers:
-            cells.setdefault(self._cell(previous, following), []).append(offset)
-        return cells
-
-    def _cell(self, previous_s: float, next_s: float) -> tuple[int, int]:
-        prev_edges, next_edges = self._edges
-        return bisect.bisect(prev_edges, previous_s), bisect.bisect(next_edges, next_s)
+    def neighbours(self, previous_s: float, next_s: float) -> np.ndarray:
+        """Offsets of the NEIGHBOURS observed transfers closest in (log previous length,
+        log next length)."""
+        log_prev, log_next, offsets = self._table
+        distance = ((log_prev - np.log(max(previous_s, 0.01))) ** 2
+                    + (log_next - np.log(max(next_s, 0.01))) ** 2)
+        count = min(NEIGHBOURS, offsets.size)
+        return offsets[np.argpartition(distance, count - 1)[:count]]
 
     def offset(self, rng: random.Random, previous_s: float, next_s: float, lower_s: float,
                overlap: bool | None = None) -> float:
         """A transfer offset >= lower_s for segments of these lengths; `overlap` True / False
         (a script's request) keeps the negative / non-negative side."""
-        pool = self._cells.get(self._cell(previous_s, next_s)) or [o for _, _, o in
-                                                                    self.transfers]
+        pool = self.neighbours(previous_s, next_s)
         for _ in range(MAX_REDRAWS):
-            value = rng.choice(pool) + rng.gauss(0.0, self.jitter_s)
+            value = float(pool[rng.randrange(pool.size)]) + rng.gauss(0.0, self.jitter_s)
             if value >= lower_s and (overlap is None or (value < 0) == overlap):
                 return value
         if overlap and lower_s < 0:

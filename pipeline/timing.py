@@ -17,7 +17,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pipeline.offset_model import JohnsonSU, SignedKde
@@ -223,13 +223,12 @@ class TimingSettings:
 
 def load_profile(path: str | Path) -> dict:
     """Read and check a `timing_profile.yaml` written by `duplexsynth fit-timing`."""
-    import yaml
-
     file = Path(path).expanduser()
     if not file.is_file():
         raise ValueError(f"timing.profile: {str(file)!r} does not exist; write one with "
                          "`duplexsynth fit-timing inputs=[...] out.dir=D`")
-    profile = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    stat = file.stat()
+    profile = _read_yaml(str(file.resolve()), stat.st_mtime_ns, stat.st_size)
     if profile.get("format") != PROFILE_FORMAT:
         raise ValueError(f"timing.profile: {str(file)!r} is not a {PROFILE_FORMAT} file "
                          f"(format={profile.get('format')!r}); refit it with fit-timing")
@@ -237,6 +236,17 @@ def load_profile(path: str | Path) -> dict:
         if key not in profile:
             raise ValueError(f"timing.profile: {str(file)!r} lacks {key!r}; refit it")
     return profile
+
+
+@lru_cache(maxsize=8)
+def _read_yaml(path: str, mtime_ns: int, size: int) -> dict:
+    """A profile holds thousands of samples: parse it once per process (libyaml's C loader
+    when PyYAML has it), keyed by path and modification time."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=loader) or {}  # noqa: S506 - a safe loader
 
 
 class TimingModel:

@@ -24,7 +24,10 @@ import random
 from dataclasses import dataclass
 from statistics import NormalDist
 
+import numpy as np
+
 _NORMAL = NormalDist()
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
 MAX_REDRAWS = 64
 
 
@@ -85,14 +88,15 @@ class JohnsonSU:
     def cdf(self, x: float) -> float:
         return _NORMAL.cdf(self.a + self.b * math.asinh((x - self.loc) / self.scale))
 
-    def pdf(self, x: float) -> float:
-        y = (x - self.loc) / self.scale
-        return (self.b / (self.scale * math.sqrt(1.0 + y * y))
-                * _NORMAL.pdf(self.a + self.b * math.asinh(y)))
+    def pdf(self, x):
+        """Density at x (a float or a numpy array of seconds)."""
+        y = (np.asarray(x, dtype=float) - self.loc) / self.scale
+        z = self.a + self.b * np.arcsinh(y)
+        return self.b / (self.scale * np.sqrt(1.0 + y * y)) * np.exp(-0.5 * z * z) / _SQRT_2PI
 
     def mode(self, step_s: float = 0.001) -> float:
-        grid = [self.min_s + k * step_s for k in range(int((self.max_s - self.min_s) / step_s))]
-        return max(grid, key=self.pdf)
+        grid = np.arange(self.min_s, self.max_s, step_s)
+        return float(grid[int(np.argmax(self.pdf(grid)))])
 
     def draw(self, rng: random.Random, overlap: bool | None = None) -> float:
         """A signed offset; `overlap` True / False draws from the negative / other side."""
@@ -119,3 +123,19 @@ class SignedKde:
                 return value
         side = [s for s in self.samples if (s < 0) == overlap]
         return rng.choice(side) if side else (-1e-3 if overlap else 0.0)
+
+    def pdf(self, x):
+        """Density at x (float or numpy array), summed over the kernels in blocks."""
+        points = np.atleast_1d(np.asarray(x, dtype=float))
+        samples = np.asarray(self.samples, dtype=float)
+        out = np.zeros_like(points)
+        for start in range(0, samples.size, 512):
+            block = samples[start:start + 512]
+            out += np.exp(-0.5 * ((points[:, None] - block[None, :]) / self.bandwidth_s) ** 2
+                          ).sum(axis=1)
+        out /= samples.size * self.bandwidth_s * _SQRT_2PI
+        return out if np.ndim(x) else float(out[0])
+
+    def cdf(self, x: float) -> float:
+        return sum(_NORMAL.cdf((x - s) / self.bandwidth_s) for s in self.samples) / len(
+            self.samples)

@@ -174,6 +174,26 @@ def plot_offsets(offsets: dict[str, np.ndarray], comparison: dict | None, path: 
     return path
 
 
+def profile_report(dataset: Path, run: dict, folder: Path) -> dict | None:
+    """For the data card: when the run used a fitted profile, the report of the dataset
+    against the RTTM files the profile was fitted on (None without profile or RTTM)."""
+    from pipeline.timing import load_profile
+
+    profile = (run.get("timing") or {}).get("profile")
+    if not profile or not Path(profile).is_file():
+        return None
+    inputs = [Path(p) for p in load_profile(profile).get("source", {}).get("inputs", [])]
+    rttms = [p for p in inputs if p.suffix.lower() == ".rttm" and p.is_file()]
+    if not rttms:
+        return None
+    reference: Recordings = {}
+    for path in rttms:
+        reference.update({f"{path.name}:{k}": v for k, v in reference_segments(path).items()})
+    return timing_report(dataset_segments(dataset), reference, folder,
+                         labels=("dataset", "profile corpus"),
+                         title="Transfer offsets against the corpus the profile was fitted on")
+
+
 def timing_report_job(raw: dict) -> dict:
     from pipeline.dataset import DatasetNotFound
 

@@ -102,3 +102,33 @@ def test_fit_generate_report_on_ami_train_against_dev(tmp_path: Path) -> None:
     for key in ("overlap_transfer_ratio", "overlapped_speech_fraction", "gap_median_s"):
         assert abs(result["comparison"]["relative_difference"][key]) <= 0.4, result
     assert (tmp_path / "report" / "timing_report.png").exists()
+
+
+def test_card_report_compares_a_profile_run_with_its_corpus(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.fit_timing import FitTimingConfig, fit_timing
+    from pipeline.timing_report import profile_report
+
+    synthetic_rttm(tmp_path / "real.rttm", recordings=6, turns=40)
+    profile = fit_timing(FitTimingConfig(inputs=[str(tmp_path / "real.rttm")],
+                                         out={"dir": str(tmp_path / "fit")}))
+    timelines = [{"duration_s": 9.0, "segments": [
+        {"speaker": "a", "start_s": 0.0, "end_s": 3.0, "kind": "turn",
+         "words": [["w", 0.0, 3.0]]},
+        {"speaker": "b", "start_s": 2.5 + k * 0.1, "end_s": 6.0, "kind": "turn",
+         "words": [["w", 2.5 + k * 0.1, 6.0]]},
+        {"speaker": "a", "start_s": 6.4, "end_s": 9.0, "kind": "turn",
+         "words": [["w", 6.4, 9.0]]}]} for k in range(5)]
+    shards = tmp_path / "ds" / "data" / "dialogues"
+    shards.mkdir(parents=True)
+    pq.write_table(pa.table({"id": [f"d{k}" for k in range(5)],
+                             "timeline": [json.dumps(t) for t in timelines]}),
+                   shards / "train-00000.parquet")
+    assert profile_report(tmp_path / "ds", {"timing": {}}, tmp_path / "plots") is None
+    report = profile_report(tmp_path / "ds", {"timing": {"profile": str(profile)}},
+                            tmp_path / "plots")
+    assert report["dataset"]["transfers"] == 10
+    assert report["profile corpus"]["transfers"] > 100
+    assert (tmp_path / "plots" / "timing_report.png").exists()

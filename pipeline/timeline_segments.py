@@ -88,7 +88,8 @@ def arrange_segments(script: DialogueScript, utterances: Sequence[Utterance],
             if item.first_of_turn and turns[host].interrupts and floor is not None and \
                     _can_be_interrupted(floor, item.speaker):
                 earliest = clock.own_end.get(item.speaker, -1.0) + model.min_pause_s
-                item.dst_start_s = _interrupt(floor, earliest, timing) - item.segments[0][0]
+                item.dst_start_s = max(0.0, _interrupt(floor, earliest, timing)
+                                       - item.segments[0][0])
                 clock.own_end[floor.speaker] = floor.end_s
                 _advance(clock, item)
                 continue
@@ -167,7 +168,7 @@ def _place_piece(piece: _Piece, turn: Turn, clock: _Clock, timing: TimingModel) 
             lower = max(lower, own + model.min_pause_s - last.end_s)
         request = True if (piece.first_of_turn and turn.overlap) else None
         start = last.end_s + model.offset(timing.rng, previous_len, first_len, lower, request)
-    piece.dst_start_s = max(0.0, start) - lead
+    piece.dst_start_s = max(0.0, start - lead)  # audio never starts before the mix
     _advance(clock, piece)
 
 

@@ -55,7 +55,7 @@ class OffsetConfig(Strict):
 
     overlap_median_s: float = Field(0.30, gt=0)
     tail_weight: float = Field(0.55, gt=0)
-    min_s: float = Field(-1.5, lt=0)
+    min_s: float = Field(-3.0, lt=0)
     max_s: float = Field(3.0, gt=0)
 
 

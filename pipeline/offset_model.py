@@ -39,7 +39,7 @@ class JohnsonSU:
     b: float
     loc: float
     scale: float
-    min_s: float = -1.5  # draws are clipped to [min_s, max_s]
+    min_s: float = -1.5  # the density is truncated to [min_s, max_s]
     max_s: float = 3.0
 
     @classmethod
@@ -94,14 +94,21 @@ class JohnsonSU:
         z = self.a + self.b * np.arcsinh(y)
         return self.b / (self.scale * np.sqrt(1.0 + y * y)) * np.exp(-0.5 * z * z) / _SQRT_2PI
 
+    def overlap_share(self) -> float:
+        """P(x < 0) of the density truncated to [min_s, max_s] (what `draw()` gives)."""
+        first, last = self.cdf(self.min_s), self.cdf(self.max_s)
+        return (self.cdf(0.0) - first) / (last - first)
+
     def mode(self, step_s: float = 0.001) -> float:
         grid = np.arange(self.min_s, self.max_s, step_s)
         return float(grid[int(np.argmax(self.pdf(grid)))])
 
     def draw(self, rng: random.Random, overlap: bool | None = None) -> float:
-        """A signed offset; `overlap` True / False draws from the negative / other side."""
-        zero = self.cdf(0.0)
-        low, high = {None: (0.0, 1.0), True: (0.0, zero), False: (zero, 1.0)}[overlap]
+        """A signed offset in [min_s, max_s] (the density truncated there, by inverse CDF:
+        no mass piles up at the bounds); `overlap` True / False keeps the negative / other
+        side."""
+        zero, first, last = self.cdf(0.0), self.cdf(self.min_s), self.cdf(self.max_s)
+        low, high = {None: (first, last), True: (first, zero), False: (zero, last)}[overlap]
         value = self.quantile(low + (high - low) * rng.random())
         if overlap:
             return max(self.min_s, min(value, -1e-3))

@@ -109,7 +109,7 @@ class TimingSettings:
 
     overlap_median_s: float = 0.30
     tail_weight: float = 0.55
-    offset_min_s: float = -1.5
+    offset_min_s: float = -3.0
     offset_max_s: float = 3.0
     same_speaker_gap: LogNormal = LogNormal(0.45, 0.5, 3.0)
     pause: LogNormal = LogNormal(0.75, 0.35, 3.0)

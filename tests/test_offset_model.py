@@ -34,7 +34,7 @@ def test_default_density_has_no_hole_at_zero() -> None:
 def test_sign_requests_condition_without_cutting_a_hole() -> None:
     """Drawing overlaps for the overlapped share and gaps for the rest is the density."""
     density = TimingSettings().offset
-    share = density.cdf(0.0)
+    share = density.overlap_share()
     rng = random.Random(5)
     draws = np.array([density.draw(rng, overlap=rng.random() < share) for _ in range(DRAWS)])
     free = np.array([density.draw(rng) for _ in range(DRAWS)])

@@ -110,9 +110,9 @@ def write_card(dataset: Path, settings: CardSettings | None = None) -> CardResul
 def _draw_plots(dataset: Path, stats: DatasetStats, run: dict,
                 settings: CardSettings) -> dict[str, str]:
     folder = dataset / settings.plots_dir
-    gap, overlap, share = timing_targets(run)
+    density, share, gap_median = timing_targets(run)
     card_plots.dialogue_durations(stats.dialogue_durations, folder / PLOTS["dialogue_durations"])
-    card_plots.transfer_offsets(stats.timing.offsets, gap, overlap, share,
+    card_plots.transfer_offsets(stats.timing.offsets, density, share, gap_median,
                                 folder / PLOTS["transfer_offsets"])
     card_plots.phenomena_counts({k: stats.requested[k] for k in PHENOMENA},
                                 {k: stats.realized[k] for k in PHENOMENA},
@@ -123,16 +123,21 @@ def _draw_plots(dataset: Path, stats: DatasetStats, run: dict,
     if stats.asr_errors:  # only datasets made with the ASR gate (checks.asr)
         drawn["asr_errors"] = "asr_errors.png"
         card_plots.asr_errors(stats.asr_errors, folder / drawn["asr_errors"])
+    from pipeline.timing_report import profile_report
+
+    if profile_report(dataset, run, folder):  # a fitted profile: shape against its corpus
+        drawn["timing_report"] = "timing_report.png"
     return {name: f"{settings.plots_dir}/{file}" for name, file in drawn.items()}
 
 
 def timing_targets(run: dict):
-    """The gap / overlap distributions and overlapped-transfer share the run aimed at."""
+    """The signed-offset density, overlapped-transfer share and median gap the run aimed at."""
     settings = TimingSettings.from_config((run.get("config") or {}).get("timing") or {})
     target = (run.get("timing") or {}).get("target") or {}
     plan = (run.get("config") or {}).get("plan") or {}
     share = float(target.get("overlap_transfer_ratio", plan.get("overlap_rate", 0.3)))
-    return settings.gap, settings.overlap, share
+    density = settings.offsets or settings.offset
+    return density, share, float(target.get("gap_median_s", settings.targets.gap_median_s))
 
 
 def size_category(rows: int) -> str:

@@ -29,6 +29,8 @@ JOBS: dict[str, tuple[str, str, str]] = {
     "mix": ("pipeline.asr_mix", "mix_job", "real + synthetic ASR training manifests by hours"),
     "fit-timing": ("pipeline.fit_timing", "fit_timing_job",
                    "fit a timing profile from real conversations (RTTM, NeMo, Lhotse)"),
+    "timing-report": ("pipeline.timing_report", "timing_report_job",
+                      "transfer-offset distribution of a dataset against a reference RTTM"),
     "card": ("pipeline.card", "card_job", "write or refresh the dataset card (README.md)"),
     "publish": ("pipeline.publish", "publish_job", "upload a dataset to the Hugging Face Hub"),
     "models": ("pipeline.whisper_models", "models_job",

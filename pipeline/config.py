@@ -50,12 +50,29 @@ class LogNormalConfig(Strict):
     max_s: float = Field(gt=0)
 
 
+class OffsetConfig(Strict):
+    """The signed-offset density of speaker transfers (pipeline/offset_model.py)."""
+
+    overlap_median_s: float = Field(0.30, gt=0)
+    tail_weight: float = Field(0.55, gt=0)
+    min_s: float = Field(-3.0, lt=0)
+    max_s: float = Field(3.0, gt=0)
+
+
+class VarietyConfig(Strict):
+    """Gap factors by what came before (pipeline/timing.py `Variety`; 1.0 = off)."""
+
+    question_gap_factor: float = Field(0.8, gt=0)
+    dispreferred_gap_factor: float = Field(2.0, gt=0)
+    other_gap_factor: float = Field(1.1, gt=0)
+
+
 class TimingTargetConfig(Strict):
     """What a run aims for; the plan's quotas follow it (see pipeline/timing.py)."""
 
     overlap_transfer_ratio: float = Field(0.30, ge=0, le=1)
     overlapped_speech_fraction: float = Field(0.05, ge=0, le=1)
-    gap_median_s: float | None = Field(None, gt=0, description="null = gap.median_s")
+    gap_median_s: float | None = Field(None, gt=0, description="null = 0.22 s")
     backchannel_share: float = Field(0.18, ge=0, lt=1)
 
 
@@ -64,8 +81,8 @@ class TimingConfig(Strict):
 
     profile: str | None = None
     target: TimingTargetConfig = Field(default_factory=TimingTargetConfig)
-    gap: LogNormalConfig = LogNormalConfig(median_s=0.22, sigma=0.7, max_s=3.0)
-    overlap: LogNormalConfig = LogNormalConfig(median_s=0.50, sigma=0.5, max_s=1.5)
+    offset: OffsetConfig = Field(default_factory=lambda: OffsetConfig())
+    variety: VarietyConfig = Field(default_factory=lambda: VarietyConfig())
     same_speaker_gap: LogNormalConfig = LogNormalConfig(median_s=0.45, sigma=0.5, max_s=3.0)
     pause: LogNormalConfig = LogNormalConfig(median_s=0.75, sigma=0.35, max_s=3.0)
     interruption_rate: float = Field(0.08, ge=0, le=1)
@@ -272,7 +289,7 @@ def _explain(error: ValidationError) -> str:
 
 def _check_timing(timing: TimingConfig) -> None:
     """Resolve and load the profile now (workers run elsewhere) so a bad path fails early."""
-    from pipeline.timing import load_profile
+    from pipeline.timing import TimingSettings, load_profile
 
     for low, high in (("reaction_min_s", "reaction_max_s"),
                       ("backchannel_delay_min_s", "backchannel_delay_max_s")):
@@ -283,6 +300,11 @@ def _check_timing(timing: TimingConfig) -> None:
         timing.profile = str(Path(timing.profile).expanduser().resolve())
         try:
             load_profile(timing.profile)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    else:
+        try:  # the offset density must be solvable from the targets
+            TimingSettings.from_config(timing.model_dump())
         except ValueError as error:
             raise ConfigError(str(error)) from None
 

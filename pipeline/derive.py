@@ -33,10 +33,13 @@ def plan_settings(config: GenerateConfig) -> PlanSettings:
         interruption_rate=(timing.interruption_rate if plan.interruption_rate is None
                            else plan.interruption_rate),
         pause_rate=plan.pause_rate,
-        overlap_rate=(timing.targets.overlap_transfer_ratio if plan.overlap_rate is None
-                      else plan.overlap_rate),
+        # a fitted profile draws overlaps from the corpus: the plan asks only for barge-ins
+        overlap_rate=(plan.overlap_rate if plan.overlap_rate is not None
+                      else timing.interruption_rate if timing.segment_model is not None
+                      else timing.targets.overlap_transfer_ratio),
         side_talk_rate=plan.side_talk_rate,
         next_speaker=plan.next_speaker,
-        transfers=timing.targets.definition if plan.overlap_rate is None else "turns",
+        transfers=("turns" if plan.overlap_rate is not None or timing.segment_model is not None
+                   else timing.targets.definition),
         generator="corpus" if config.tts.name == "corpus" else config.writer.generator,
     )

@@ -180,6 +180,17 @@ def _stream(
         .map_batches(SpeakStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=config.ray.speak_workers))
+    )
+    asr = config.checks.asr
+    if asr.enabled:  # one Whisper model per actor: a pool like the speak pool
+        from pipeline.asr_check import AsrStage
+
+        dataset = dataset.map_batches(
+            AsrStage, fn_constructor_args=(stage_config,), batch_size=batch,
+            batch_format="pandas", num_cpus=asr.num_cpus,
+            compute=ray.data.ActorPoolStrategy(size=asr.workers or config.ray.speak_workers))
+    dataset = (
+        dataset
         .map_batches(AssembleStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas")
     )
@@ -267,7 +278,8 @@ def _summary(
     timing = TimingAccumulator(definition=target["definition"])
     for path in writer.finished_shards():
         for text in pq.read_table(path, columns=["timeline"]).column("timeline").to_pylist():
-            timing.add_dialogue(intervals_from_timeline(json.loads(text)))
+            timing.add_dialogue(intervals_from_timeline(json.loads(text),
+                                                        target["definition"]))
     return {
         "config": raw_config,
         "versions": _versions(),
@@ -302,7 +314,7 @@ def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for package in ("duplexsynth", "ray", "hydra-core", "pyarrow", "datasets", "soxr",
                     "soundfile", "espeakng-loader", "numpy", "openai", "lingua-language-detector",
-                    "datasketch"):
+                    "datasketch", "faster-whisper", "ctranslate2", "jiwer"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -14,15 +14,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pipeline.schema import Chunk, DialogueScript, Placed, Timeline, Turn, Utterance
+from pipeline.timeline_barge_in import MIN_LEAD_S, can_be_interrupted, interrupt
 from pipeline.timing import TimingModel
-
-MIN_WORDS_TO_INTERRUPT = 3
-MIN_LEAD_S = 0.1  # an overlapping turn starts at least this long after the floor's start
 
 
 def arrange(
     script: DialogueScript, utterances: Sequence[Utterance], timing: TimingModel
 ) -> Timeline:
+    if timing.settings.segment_model is not None:  # a fitted profile: segment by segment
+        from pipeline.timeline_segments import arrange_segments
+
+        return arrange_segments(script, utterances, timing)
     if len(utterances) != len(script.turns):
         raise ValueError(
             f"arrange got {len(utterances)} utterances for {len(script.turns)} turns"
@@ -39,19 +41,19 @@ def arrange(
             start = _backchannel_start(floor, utterance.duration_s, earliest, timing)
         elif floor is None:
             start = 0.0
-        elif turn.interrupts and _can_be_interrupted(floor, turn.speaker):
-            start = _interrupt(floor, earliest, timing)
+        elif turn.interrupts and can_be_interrupted(floor, turn.speaker):
+            start = interrupt(floor, earliest, timing)
         else:
             floor_end = floor.end_s
             if floor.speaker == turn.speaker:
                 start = floor_end + timing.same_speaker_gap(turn.speaker)
             elif turn.overlap:
-                overlap = min(timing.overlap(), floor_end - floor.start_s - MIN_LEAD_S)
-                if timing.settings.offsets is None:  # human defaults: no turn said inside
-                    overlap = min(overlap, 0.5 * utterance.duration_s)  # another one
+                overlap = min(timing.overlap(), floor_end - floor.start_s - MIN_LEAD_S,
+                              0.5 * utterance.duration_s)  # no turn said inside another
                 start = floor_end - max(0.0, overlap)
             else:
-                start = floor_end + timing.gap(turn.speaker)
+                previous = script.turns[floor.turn].text
+                start = floor_end + timing.gap(turn.speaker, previous, turn.text)
         start = max(0.0, start, earliest)
         segment = _place(index, turn, utterance, chunks, start)
         placed.append(segment)
@@ -144,55 +146,3 @@ def _pause_follows(host: Placed, boundary: float) -> bool:
         if text_after[1] > boundary:
             return text_after[1] - boundary > 0.3
     return False
-
-
-def _can_be_interrupted(floor: Placed, speaker: str) -> bool:
-    return (
-        floor.speaker != speaker
-        and floor.kind == "turn"
-        and floor.cut_at_s is None
-        and len(floor.words) >= MIN_WORDS_TO_INTERRUPT
-    )
-
-
-def _interrupt(floor: Placed, earliest: float, timing: TimingModel) -> float:
-    """Barge in during one of the floor's middle words and cut the floor at a word boundary.
-
-    The barged-in speaker goes on for a reaction time, then stops at the end of the word it
-    is saying. Returns the interrupter's start.
-    """
-    words = floor.words
-    count = len(words)
-    candidates = [
-        w for w in range(max(1, int(count * 0.3)), max(2, int(count * 0.75)))
-        if w < count - 1 and words[w][1] >= earliest
-    ]
-    if not candidates:
-        return floor.end_s + timing.gap()
-    reaction = timing.reaction()
-    chosen = timing.rng.choice(candidates)
-    barge_in = words[chosen][1] + timing.rng.uniform(0.0, words[chosen][2] - words[chosen][1])
-    threshold = barge_in + reaction
-    cut_word = next((j for j in range(chosen, count) if words[j][2] >= threshold), count - 1)
-    if cut_word >= count - 1:
-        cut_word = count - 2
-        barge_in = min(barge_in, words[cut_word][2] - 0.05)
-    cut_at = words[cut_word][2]
-    floor.cut_at_s = round(cut_at, 4)
-    floor.end_s = round(cut_at, 4)
-    floor.words = words[: cut_word + 1]
-    floor.chunks = _truncate(floor.chunks, cut_at)
-    return barge_in
-
-
-def _truncate(chunks: list[Chunk], cut_at: float) -> list[Chunk]:
-    kept: list[Chunk] = []
-    for chunk in chunks:
-        if chunk.dst_start_s >= cut_at:
-            break
-        if chunk.dst_end_s > cut_at:
-            length = cut_at - chunk.dst_start_s
-            chunk = Chunk(src_start_s=chunk.src_start_s, src_end_s=chunk.src_start_s + length,
-                          dst_start_s=chunk.dst_start_s)
-        kept.append(chunk)
-    return kept

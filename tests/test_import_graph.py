@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("steps", ("pipeline.scenarios", "pipeline.writers", "pipeline.writers.*",
                "pipeline.prompts", "pipeline.script_check", "pipeline.tts", "pipeline.tts.*",
                "pipeline.corpus", "pipeline.timing", "pipeline.timing_*", "pipeline.timeline",
+               "pipeline.timeline_*", "pipeline.segments",
                "pipeline.render", "pipeline.augment", "pipeline.augment_*", "pipeline.labels",
                "pipeline.labels.*")),
     ("config", ("pipeline.config", "pipeline.derive")),

@@ -249,7 +249,8 @@ class SpeakStage(RowStage):
 def voice_provenance(scenario: ScenarioSpec) -> list[dict]:
     """Per speaker: the backend, voice id and model file hash (None where a backend has no
     model file, e.g. eSpeak) and the prosody the voice was given."""
-    keys = ("length_scale", "noise_scale", "noise_w_scale", "rate", "pitch", "range")
+    keys = ("length_scale", "noise_scale", "noise_w_scale", "pitch_factor", "shared_voice",
+            "rate", "pitch", "range")
     return [{"speaker": s.id, "backend": s.voice.get("backend"), "voice_id": s.voice.get("id"),
              "model_sha256": s.voice.get("model_sha256"),
              **{k: s.voice[k] for k in keys if k in s.voice}} for s in scenario.speakers]

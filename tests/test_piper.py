@@ -173,3 +173,17 @@ def test_cli_error_is_one_line_before_work(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "'hu'" in lines[0] and "voices download" in lines[0], lines
     assert not (tmp_path / "ds").exists()
+
+
+def test_sentence_words_map_onto_script_tokens():
+    from pipeline.tts.piper import map_words
+
+    alone = ["wˈɛl,", "ˈɔn", "ðə", "ˈʌðɚ", "hˈænd"]
+    merged = ["wˈɛl,", "ɔnðɪʲ", "ˈʌðɚ", "hˈænd"]  # eSpeak joined "on the"
+    assert map_words(merged, alone) == ["wˈɛl,", "ˈɔn", "ðə", "ˈʌðɚ", "hˈænd"]
+    split = ["ɪn", "nˈaɪntiːn", "nˈaɪnti", "ðə"]
+    assert map_words(split, ["ɪn", "nˈaɪntiːn nˈaɪnti", "ðə"]) == [
+        "ɪn", "nˈaɪntiːn nˈaɪnti", "ðə"]
+    in_context = ["aɪ", "lˈaɪk", "ɐ", "kˈæt"]  # "a" alone reads as the letter (eɪ)
+    assert map_words(in_context, ["ˈaɪ", "lˈaɪk", "ˈeɪ", "kˈæt"]) == in_context
+    assert map_words(["kˈæt"], ["dˈɔɡ", "ˈæt", "hˈoʊm"]) is None

@@ -268,11 +268,11 @@ class PiperBackend:
             return [dict(v) for v in rng.sample(registry, count)]
         if not self.allow_shared_voice:
             raise ValueError(
-                f"a {language!r} dialogue needs {count} distinct voices but Piper has "
+                f"a dialogue in {language!r} needs {count} distinct voices but Piper has "
                 f"{len(registry)} ({', '.join(v['id'] for v in registry[:5])}); install more "
                 "voices (a multi-speaker model such as en_US-libritts_r-medium), lower "
-                "plan.speakers, or set tts.allow_shared_voice=true to reuse a voice at "
-                "another speaking rate")
+                "plan.speakers, or set tts.allow_shared_voice=true to reuse a voice as a "
+                "pitch / rate variant")
         order = rng.sample(registry, len(registry))
         picked = [dict(v) for v in order]
         for extra in range(count - len(registry)):

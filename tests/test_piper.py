@@ -187,3 +187,25 @@ def test_sentence_words_map_onto_script_tokens():
     in_context = ["aɪ", "lˈaɪk", "ɐ", "kˈæt"]  # "a" alone reads as the letter (eɪ)
     assert map_words(in_context, ["ˈaɪ", "lˈaɪk", "ˈeɪ", "kˈæt"]) == in_context
     assert map_words(["kˈæt"], ["dˈɔɡ", "ˈæt", "hˈoʊm"]) is None
+
+
+def test_word_spans_equal_pipers_own_alignment(backend):
+    """Noise scales 0: our one-pass synthesis and Piper's own `synthesize(...,
+    include_alignments=True)` give the same word boundaries where eSpeak keeps the words."""
+    from piper import PiperVoice, SynthesisConfig
+
+    from pipeline.bench_piper import SENTENCES as BENCH
+    from pipeline.bench_piper import piper_word_bounds
+
+    voice = dict(backend.voices("en")[0], length_scale=1.0, noise_scale=0.0, noise_w_scale=0.0)
+    plain = PiperVoice.load(voice["model_path"], voice["config_path"], include_alignments=True)
+    quiet = SynthesisConfig(length_scale=1.0, noise_scale=0.0, noise_w_scale=0.0)
+    for text in (BENCH[0], BENCH[3]):
+        ours = backend.synthesize(text, voice, 0, "a").words
+        (chunk,) = plain.synthesize(text, quiet, include_alignments=True)
+        theirs = piper_word_bounds(chunk.phoneme_alignments, chunk.sample_rate)
+        assert len(theirs) == len(ours)
+        shift = ours[0][1] - theirs[0][0]  # our audio starts lead_s before the first word
+        for (word, start, end), (their_start, their_end) in zip(ours, theirs, strict=True):
+            assert abs(start - their_start - shift) < 1e-6, word
+            assert abs(end - their_end - shift) < 1e-6, word

@@ -77,7 +77,7 @@ def map_words(words: list[str], alone: list[str]) -> list[str] | None:
     Left to right, each step takes the best of: one word for one token; one word for two
     tokens (eSpeak merged "on the": the two tokens take their phonemes alone); two words for
     one token (a split: joined with a word space). A lone poor match (a function word reads
-    differently in context) is taken when the next word and token match again."""
+    differently in context) is taken when one of the next two words matches its token."""
     out: list[str] = []
     i = j = 0
     while j < len(alone):
@@ -90,9 +90,9 @@ def map_words(words: list[str], alone: list[str]) -> list[str] | None:
             options.append((likeness(words[i] + words[i + 1], alone[j]), "split"))
         score, kind = max(options)
         if score < 0.5:
-            resync = (i + 1 == len(words) and j + 1 == len(alone)) or (
-                i + 1 < len(words) and j + 1 < len(alone)
-                and likeness(words[i + 1], alone[j + 1]) >= 0.5)
+            ahead = [likeness(words[i + k], alone[j + k]) for k in (1, 2)
+                     if i + k < len(words) and j + k < len(alone)]
+            resync = (i + 1 == len(words) and j + 1 == len(alone)) or max(ahead, default=0) >= 0.5
             if not resync:
                 return None
             kind = "one"

@@ -54,11 +54,13 @@ def rms_db(samples: np.ndarray) -> float:
 def assert_spoken_words(utt: Utterance, text: str) -> None:
     """Every script token has a span, in order, inside the audio, with speech inside it."""
     assert [w[0] for w in utt.words] == text.split()
+    levels = [rms_db(utt.samples[int(start * utt.sample_rate):int(end * utt.sample_rate)])
+              for _, start, end in utt.words]
     previous_end = 0.0
-    for word, start, end in utt.words:
+    for (word, start, end), level in zip(utt.words, levels, strict=True):
         assert previous_end <= start < end <= utt.duration_s + 1e-9, (word, start, end)
-        inside = utt.samples[int(start * utt.sample_rate):int(end * utt.sample_rate)]
-        assert rms_db(inside) > -40, f"{word!r} is silent in its span"  # output peak: 0.9
+        # within 30 dB of the typical word (reduced vowels are quiet, pauses silent)
+        assert level > float(np.median(levels)) - 30, f"{word!r} is silent in its span"
         previous_end = end
 
 

@@ -77,9 +77,12 @@ def test_words_and_labels_agree_with_each_speakers_audio(dataset):
         timeline, duplex = json.loads(row["timeline"]), json.loads(row["duplex"])
         for segment in timeline["segments"]:
             channel = channels[:, order.index(segment["speaker"])]
-            for word, start, end in segment["words"]:
-                inside = channel[int(start * rate):int(end * rate)]
-                assert rms(inside) > 0.005, f"{word!r} at {start:.2f}-{end:.2f} is silent"
+            levels = [rms(channel[int(start * rate):int(end * rate)])
+                      for _, start, end in segment["words"]]
+            for (word, start, _end), level in zip(segment["words"], levels, strict=True):
+                # a reduced vowel ("a" as a schwa) is quiet, a pause is silent: within 30 dB
+                # of the turn's typical word
+                assert level > 0.03 * float(np.median(levels)), f"{word!r} at {start:.2f} silent"
                 checked += 1
         assistant = channels[:, order.index(duplex["assistant"])]
         frame = duplex["frame_s"]

@@ -25,7 +25,7 @@ from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
 
 DIALOGUE_COLUMNS = ("language", "domain", "duration_s", "speakers", "scenario", "script",
                     "timeline", "duplex", "generator", "tts", "provenance")
-SEGMENT_COLUMNS = ("language", "duration_s")
+SEGMENT_COLUMNS = ("language", "duration_s", "asr_error")
 PHENOMENA = ("backchannels", "interruptions", "overlaps", "pauses", "side_talk")
 # Per-row provenance keys that identify a row, not how it was made: not summarised
 # (`voices`: per-speaker backend / voice id / model hash, counted as voices per language).
@@ -73,6 +73,8 @@ class DatasetStats:
     shard_written: int = 0
     shard_rejected: Counter[str] = field(default_factory=Counter)
     files: dict[str, dict[str, int]] = field(default_factory=dict)
+    asr_errors: dict[str, list[float]] = field(default_factory=dict)
+    """Per language: the ASR gate's error of every segment it scored (checks.asr)."""
 
     @property
     def hours(self) -> float:
@@ -149,6 +151,9 @@ def dataset_stats(dataset: Path) -> DatasetStats:
             stats.segment_s += duration
             stats.languages.setdefault(language, LanguageStats()).segments += 1
             stats.languages[language].segment_s += duration
+        for language, error in zip(batch["language"], batch.get("asr_error") or [], strict=False):
+            if error is not None:
+                stats.asr_errors.setdefault(language, []).append(float(error))
     totals = ShardWriter(Path(dataset), sample_rate=16000).totals()
     stats.shard_planned, stats.shard_written = totals.planned, totals.written
     stats.shard_rejected = Counter(totals.rejected)

@@ -54,6 +54,9 @@ def dialogue_features(sample_rate: int) -> Features:
             "generator": Value("string"),
             "tts": Value("string"),
             "provenance": Value("string"),
+            "asr_error_max": Value("float64"),  # ASR gate (checks.asr): null when it is off
+            "asr_error_mean": Value("float64"),
+            "asr_retries": Value("int32"),
         }
     )
 
@@ -73,6 +76,8 @@ def segment_features(sample_rate: int) -> Features:
             "duration_s": Value("float64"),
             "language": Value("string"),
             "voice_id": Value("string"),
+            "asr_text": Value("string"),  # ASR gate transcript of the whole utterance
+            "asr_error": Value("float64"),  # its WER / CER against the turn's text
         }
     )
 

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline import __version__
+from pipeline.asr_gate import asr_columns, asr_summary
 from pipeline.augment import augment_rendered
 from pipeline.labels import asr_segments, duplex_labels
 from pipeline.render import render
@@ -301,6 +302,8 @@ class AssembleStage(RowStage):
         segment_flacs = [flac_bytes(rendered.mix[begin:end], sample_rate, subtype)
                          for begin, end in spans]
         laps.lap("encode")
+        asr_scalars, asr_gate = asr_summary(row.get("asr"))
+        asr_by_turn = asr_columns(row.get("asr"))
         dialogue = {
             "id": scenario.id,
             "language": scenario.language,
@@ -325,7 +328,9 @@ class AssembleStage(RowStage):
                 "augment": acoustics,
                 "writer": json.loads(row.get("writer") or "null"),
                 "voices": voice_provenance(scenario),
+                **({"asr": asr_gate} if asr_gate else {}),
             }),
+            **asr_scalars,
         }
         segment_rows = []
         for segment, (begin, end), flac in zip(segments, spans, segment_flacs, strict=True):
@@ -340,6 +345,7 @@ class AssembleStage(RowStage):
                 "duration_s": round((end - begin) / sample_rate, 4),
                 "language": segment.language,
                 "voice_id": str(scenario.speaker(segment.speaker).voice.get("id", "")),
+                **asr_by_turn.get(segment.turn, {"asr_text": None, "asr_error": None}),
             })
         out = {
             **row,

@@ -1,4 +1,8 @@
-"""`duplexsynth export dataset=D out.dir=O format=nemo|lhotse|rttm|stm` or `view=bayling|moshi`."""
+"""`duplexsynth export dataset=D out.dir=O format=nemo|lhotse|rttm|stm` or `view=bayling|moshi`.
+
+`exclude=` (dialogue ids, or an evalset folder: its dialogue_ids.txt) keeps evaluation
+dialogues out of the duplex training views (it adds to their `exclude_ids`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from importlib import import_module
 from pathlib import Path
 
 from pipeline.exports import FORMATS, VIEWS
+from pipeline.holdout import excluded_ids
 from pipeline.jobs import dataset_and_out, fail
 
 
@@ -22,9 +27,18 @@ def export_job(raw: dict) -> dict:
             chosen.append((name, registry[name]))
     if not chosen:
         fail(ValueError(f"set format=<{'|'.join(FORMATS)}> or view=<{'|'.join(VIEWS)}>"))
+    try:
+        exclude = excluded_ids(raw.get("exclude"))
+    except ValueError as error:
+        fail(error)
+    if exclude and (formats := [n for n, _ in chosen if n in FORMATS]):
+        fail(ValueError(f"exclude: the formats {formats} do not filter dialogues; exclude= "
+                        f"applies to view={sorted(VIEWS)} (export formats separately)"))
     summaries = {}
     for name, module in chosen:
         options = dict((raw.get("options") or {}).get(name) or {})
+        if exclude:
+            options["exclude_ids"] = sorted(exclude | set(options.get("exclude_ids") or []))
         target = Path(out).expanduser().resolve() / name
         summaries[name] = import_module(module).export(Path(dataset).resolve(), target, options)
         print(f"{name}: {json.dumps(summaries[name])}", file=sys.stderr)

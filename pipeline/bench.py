@@ -290,7 +290,16 @@ MEASUREMENTS: dict[str, Callable[[Sizes], dict]] = {
     "workers": worker_figures,
     "writer": lambda sizes: writer_concurrency_speedup(),
     "asr": asr_gate_figures,
+    "piper": lambda sizes: _piper_figures(sizes),
 }
+
+
+def _piper_figures(sizes: Sizes) -> dict:
+    """`tts=piper` throughput against raw Piper and word-timing error (pipeline.bench_piper);
+    needs the `.[piper]` extra, so it is imported only when asked for."""
+    from pipeline.bench_piper import piper_figures
+
+    return piper_figures(sizes)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -27,8 +27,9 @@ DIALOGUE_COLUMNS = ("language", "domain", "duration_s", "speakers", "scenario", 
                     "timeline", "duplex", "generator", "tts", "provenance")
 SEGMENT_COLUMNS = ("language", "duration_s", "asr_error")
 PHENOMENA = ("backchannels", "interruptions", "overlaps", "pauses", "side_talk")
-# Per-row provenance keys that identify a row, not how it was made: not summarised.
-ROW_KEYS = ("scenario_seed",)
+# Per-row provenance keys that identify a row, not how it was made: not summarised
+# (`voices`: per-speaker backend / voice id / model hash, counted as voices per language).
+ROW_KEYS = ("scenario_seed", "voices")
 
 
 @dataclass

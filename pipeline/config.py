@@ -159,11 +159,17 @@ class TtsConfig(BaseModel):
     """`name` picks the backend; every other key goes to its constructor."""
 
     model_config = ConfigDict(extra="allow")
-    name: Literal["espeak", "coqui", "corpus"] = "espeak"
+    name: Literal["espeak", "coqui", "corpus", "piper"] = "espeak"
+    per_language: dict[str, Literal["espeak", "coqui", "piper"]] | None = Field(
+        None, description="{language: backend}; `name`'s backend gets this node's options")
 
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    @property
+    def backends(self) -> list[str]:
+        return list(dict.fromkeys((self.per_language or {}).values())) or [self.name]
 
 
 class LabelsConfig(Strict):
@@ -263,7 +269,7 @@ class GenerateConfig(Strict):
             )
         if config.budget.dialogues is None and config.budget.hours is None:
             raise ConfigError("budget: set budget.dialogues=N or budget.hours=H")
-        _check_backend_options(config.tts, config.languages)
+        _check_backend_options(config.tts, config.languages, config.plan)
         _check_augment(config.augment)
         _check_timing(config.timing)
         _check_writer_options(config)
@@ -309,15 +315,26 @@ def _check_timing(timing: TimingConfig) -> None:
             raise ConfigError(str(error)) from None
 
 
-def _check_backend_options(tts: TtsConfig, languages: list[str]) -> None:
-    """Build the backend (no model is loaded) and ask it for each language's voices, so a
-    bad option or a language the backend cannot speak fails before any work."""
+def _check_backend_options(tts: TtsConfig, languages: list[str], plan: PlanConfig) -> None:
+    """Build the backend (no model is loaded), ask it for each language's voices and for
+    as many distinct voices as the largest dialogue has speakers, so a bad option, a
+    language the backend cannot speak or too few voices fail before any work."""
+    import random
+
     from pipeline.tts import backend_from_config
 
+    most = plan.speakers if isinstance(plan.speakers, int) else max(plan.speakers)
     try:
+        if tts.model_extra and tts.model_extra.get("voices_dir"):  # workers run elsewhere
+            tts.model_extra["voices_dir"] = str(Path(tts.model_extra["voices_dir"])
+                                                .expanduser().resolve())
         backend = backend_from_config(tts.model_dump())
+        check = getattr(backend, "check_languages", None)
+        if check is not None:
+            check(languages)
         for language in languages:
             backend.voices(language)
+            backend.pick_voices(language, most, random.Random(0))
     except (TypeError, ValueError) as error:
         raise ConfigError(f"tts ({tts.name}): {error}; see conf/tts/{tts.name}.yaml") from None
 

@@ -247,6 +247,22 @@ class SpeakStage(RowStage):
         return {**row, "utterances": pickle.dumps(utterances, protocol=5)}
 
 
+def voice_provenance(scenario: ScenarioSpec) -> list[dict]:
+    """Per speaker: the backend, voice id and model file hash (None where a backend has no
+    model file, e.g. eSpeak) and the prosody the voice was given."""
+    keys = ("length_scale", "noise_scale", "noise_w_scale", "pitch_factor", "shared_voice",
+            "rate", "pitch", "range")
+    return [{"speaker": s.id, "backend": s.voice.get("backend"), "voice_id": s.voice.get("id"),
+             "model_sha256": s.voice.get("model_sha256"),
+             **{k: s.voice[k] for k in keys if k in s.voice}} for s in scenario.speakers]
+
+
+def dialogue_backend(scenario: ScenarioSpec, configured: str) -> str:
+    """The backend that voiced the dialogue (per-language runs mix backends across rows)."""
+    used = {str(s.voice["backend"]) for s in scenario.speakers if s.voice.get("backend")}
+    return used.pop() if len(used) == 1 else configured
+
+
 class AssembleStage(RowStage):
     """arrange → render → label → encode: pure steps fused so raw audio crosses no process."""
 
@@ -303,7 +319,7 @@ class AssembleStage(RowStage):
             "timeline": timeline.to_json(),
             "duplex": duplex.model_dump_json() if duplex else None,
             "generator": scenario.generator,
-            "tts": config["tts"]["name"],
+            "tts": dialogue_backend(scenario, config["tts"]["name"]),
             "provenance": json.dumps({
                 "pipeline_version": __version__,
                 "run_seed": config["seed"],
@@ -311,6 +327,7 @@ class AssembleStage(RowStage):
                 "config_hash": config_hash(config),
                 "augment": acoustics,
                 "writer": json.loads(row.get("writer") or "null"),
+                "voices": voice_provenance(scenario),
                 **({"asr": asr_gate} if asr_gate else {}),
             }),
             **asr_scalars,

@@ -1,10 +1,14 @@
-"""A local stand-in for the Hub's HTTP API, just enough for `create_repo` + `upload_folder`.
+"""A local stand-in for the Hub's HTTP API, just enough for `create_repo` + `upload_folder`,
+and for reading files of a model repository (`get_paths_info`, `hf_hub_url` downloads).
 
 It implements the routes huggingface_hub 2.4 calls on its non-Xet path (HF_HUB_DISABLE_XET=1):
 repo creation, README YAML validation, preupload (regular vs LFS), the Git LFS batch API with
 basic PUT uploads and verify, and the NDJSON commit. It checks what a server would check
 (bearer token, sha256 of every LFS object, LFS objects present before the commit) and records
 every request and every committed file so a test can compare them with the upload plan.
+Model files (`HubState.model_files`, served read-only at any revision) answer `paths-info`
+with size, git blob id and LFS sha256, and `resolve` GETs with HTTP Range; `cut_after`
+drops the connection once after that many bytes, as a network failure would.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class HubState:
     committed: dict[str, bytes] = field(default_factory=dict)
     commits: list[dict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    model_files: dict[str, dict[str, bytes]] = field(default_factory=dict)  # repo -> path -> data
+    cut_after: int | None = None
 
 
 class HubHandler(BaseHTTPRequestHandler):
@@ -65,6 +71,66 @@ class HubHandler(BaseHTTPRequestHandler):
     def _authorized(self) -> bool:
         return self.headers.get("Authorization") == f"Bearer {self.state.token}"
 
+    def do_HEAD(self) -> None:
+        self._serve(body=False)
+
+    def do_GET(self) -> None:
+        self._serve(body=True)
+
+    def _serve(self, body: bool) -> None:
+        """GET/HEAD /{repo}/resolve/{revision}/{path}, with Range, for model repos."""
+        self._record("GET" if body else "HEAD", b"")
+        match = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", self.path.split("?")[0])
+        files = self.state.model_files.get(match.group(1), {}) if match else {}
+        if not match or match.group(3) not in files:
+            return self._reply(404, {"error": "Entry not found"})
+        data = files[match.group(3)]
+        start = 0
+        if body and (wanted := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))):
+            start = int(wanted.group(1))
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.send_header("X-Repo-Commit", "b" * 40)
+        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        if not body:
+            return
+        payload = data[start:]
+        if self.state.cut_after is not None and len(payload) > self.state.cut_after:
+            cut, self.state.cut_after = self.state.cut_after, None
+            self.wfile.write(payload[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(payload)
+
+    def _paths_info(self, repo_id: str, body: bytes) -> None:
+        from urllib.parse import parse_qs
+
+        files = self.state.model_files.get(repo_id)
+        if files is None:
+            return self._reply(404, {"error": f"repository {repo_id} not found"})
+        infos = []
+        for path in parse_qs(body.decode()).get("paths", []):
+            if path not in files:
+                continue
+            data = files[path]
+            info = {"type": "file", "path": path, "size": len(data),
+                    "oid": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()}
+            if b"\0" in data[:1024] or len(data) > LFS_THRESHOLD:
+                info["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data),
+                               "pointerSize": 134}
+            infos.append(info)
+        data = json.dumps(infos).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def do_PUT(self) -> None:
         body = self._body()
         self._record("PUT", body)
@@ -82,6 +148,8 @@ class HubHandler(BaseHTTPRequestHandler):
         body = self._body()
         self._record("POST", body)
         path = self.path.split("?")[0]
+        if match := re.fullmatch(r"/api/models/([^/]+/[^/]+)/paths-info/([^/]+)", path):
+            return self._paths_info(match.group(1), body)  # public model repos: no token
         if path.startswith("/api/") and not self._authorized():
             return self._reply(401, {"error": "Invalid credentials in Authorization header"})
         if path == "/api/repos/create":

@@ -156,7 +156,7 @@ def raw_piper_throughput(output_dir: Path) -> dict:
 
 
 def piper_figures(sizes) -> dict:
-    from pipeline.bench import run_pipeline
+    from pipeline.bench_run import run_pipeline
 
     dialogues = max(4, sizes.dialogues // 2)
     overrides = ("tts=piper", "languages=[en]", "tts.allow_shared_voice=true",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 
 from pipeline.config import ConfigError, GenerateConfig
 
@@ -17,12 +18,20 @@ def fail(error: Exception) -> None:
 
 
 def dataset_and_out(raw: dict, writes: str) -> tuple[str, str]:
-    """The `dataset=` and `out.dir=` every job after `generate` needs, or a clear exit."""
+    """The `dataset=` and `out.dir=` every job after `generate` needs, or a clear exit.
+    `split=` (optional) limits every read of the job to that split; an unknown split fails
+    here, before the job writes anything."""
+    from pipeline.dataset import UnknownSplit, select_split
+
     dataset, out = raw.get("dataset"), (raw.get("out") or {}).get("dir")
     if not dataset:
         fail(ValueError("dataset: missing; set dataset=<folder written by generate>"))
     if not out:
         fail(ValueError(f"out.dir: missing; set out.dir=<folder for {writes}>"))
+    try:
+        select_split(Path(dataset).expanduser(), raw.get("split"))
+    except UnknownSplit as error:
+        fail(error)
     return dataset, out
 
 

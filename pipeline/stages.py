@@ -22,9 +22,9 @@ from pipeline.augment import augment_rendered
 from pipeline.labels import asr_segments, duplex_labels
 from pipeline.render import render
 from pipeline.scenarios import plan_scenario
-from pipeline.schema import DialogueScript, ScenarioSpec, Utterance
+from pipeline.schema import DialogueScript, ScenarioSpec, Utterance, voice_id
 from pipeline.script_check import ScriptRejected, check_script
-from pipeline.sink import flac_bytes
+from pipeline.sink import flac_bytes, shard_pattern
 from pipeline.timeline import arrange
 from pipeline.timing import TimingModel, TimingSettings
 from pipeline.tts.base import SynthesisError
@@ -113,15 +113,17 @@ class PlanStage(RowStage):
     def setup(self) -> None:
         from pipeline.config import GenerateConfig
         from pipeline.run import plan_settings
+        from pipeline.split_plan import split_plan_settings
         from pipeline.tts import backend_from_config
 
         config = GenerateConfig.model_validate(self.config)
-        self.settings = plan_settings(config)
-        self.pick_voices = backend_from_config(self.config["tts"]).pick_voices
+        self.settings, self.pickers = split_plan_settings(
+            config, backend_from_config(self.config["tts"]), plan_settings(config))
 
     def process(self, row: Row) -> Row:
-        scenario = plan_scenario(int(row["index"]), self.config["seed"], self.settings,
-                                 self.pick_voices)
+        split = row["split"]
+        scenario = plan_scenario(int(row["index"]), self.config["seed"], self.settings[split],
+                                 self.pickers[split])
         return {**row, "id": scenario.id, "scenario": scenario.model_dump_json()}
 
 
@@ -210,8 +212,8 @@ class ValidateStage(RowStage):
             # real transcripts: the corpus, not a writer, decides turn count and phenomena
             checks.update(phenomena=False, turn_tolerance=None)
         self.checker = ScriptChecker(checks)
-        if self.output_dir:
-            shards = sorted((Path(self.output_dir) / "data" / "dialogues").glob("train-*.parquet"))
+        if self.output_dir:  # every split: a near-duplicate across splits is a duplicate too
+            shards = sorted((Path(self.output_dir) / "data" / "dialogues").glob(shard_pattern()))
             self.checker.remember_shards(shards)
 
     def process(self, row: Row) -> Row:
@@ -281,24 +283,28 @@ class AssembleStage(RowStage):
         spans = [(int(round(s.start_s * sample_rate)), int(round(s.end_s * sample_rate)))
                  for s in segments]
         mix_flac = flac_bytes(rendered.mix, sample_rate, subtype)
-        channels_flac = flac_bytes(rendered.channels, sample_rate, subtype)
+        # one mono file per speaker: `datasets` decodes each as its own array
+        channel_flacs = [flac_bytes(channel, sample_rate, subtype)
+                         for channel in rendered.channels]
         segment_flacs = [flac_bytes(rendered.mix[begin:end], sample_rate, subtype)
                          for begin, end in spans]
         laps.lap("encode")
-        dialogue = {
+        speakers = [spec.model_dump(mode="json") for spec in scenario.speakers]
+        voices = {spec.id: voice_id(spec.voice) for spec in scenario.speakers}
+        dialogue = {  # JSON form; the sink types the nested columns (pipeline/features.py)
             "id": scenario.id,
             "language": scenario.language,
             "domain": scenario.domain,
             "audio": {"bytes": mix_flac, "path": f"{scenario.id}.flac"},
-            "channels": {"bytes": channels_flac, "path": f"{scenario.id}.channels.flac"},
+            "channels": [{"bytes": flac, "path": f"{scenario.id}.{spec.id}.flac"}
+                         for spec, flac in zip(scenario.speakers, channel_flacs, strict=True)],
             "duration_s": round(rendered.duration_s, 4),
             "num_speakers": len(speaker_order),
-            "speakers": json.dumps([s.model_dump() for s in scenario.speakers],
-                                   ensure_ascii=False),
-            "scenario": row["scenario"],
-            "script": row["script"],
-            "timeline": timeline.to_json(),
-            "duplex": duplex.model_dump_json() if duplex else None,
+            "speakers": speakers,
+            "scenario": json.loads(row["scenario"]),
+            "script": json.loads(row["script"]),
+            "timeline": timeline.model_dump(mode="json"),
+            "duplex": duplex.model_dump(mode="json") if duplex else None,
             "generator": scenario.generator,
             "tts": config["tts"]["name"],
             "provenance": json.dumps({
@@ -308,6 +314,7 @@ class AssembleStage(RowStage):
                 "config_hash": config_hash(config),
                 "augment": acoustics,
                 "writer": json.loads(row.get("writer") or "null"),
+                "split": row.get("split"),
             }),
         }
         segment_rows = []
@@ -315,14 +322,15 @@ class AssembleStage(RowStage):
             segment_rows.append({
                 "id": segment.id,
                 "dialogue_id": segment.dialogue_id,
-                "speaker": segment.speaker,
+                "speaker": voices[segment.speaker],
                 "audio": {"bytes": flac, "path": f"{segment.id}.flac"},
                 "text": segment.text,
                 "start_s": segment.start_s,
                 "end_s": segment.end_s,
                 "duration_s": round((end - begin) / sample_rate, 4),
                 "language": segment.language,
-                "voice_id": str(scenario.speaker(segment.speaker).voice.get("id", "")),
+                "voice_id": voices[segment.speaker],
+                "speaker_label": segment.speaker,
             })
         out = {
             **row,

@@ -1,14 +1,39 @@
-"""`duplexsynth export dataset=D out.dir=O format=nemo|lhotse|rttm|stm` or `view=bayling|moshi`."""
+"""`duplexsynth export dataset=D out.dir=O format=nemo|lhotse|rttm|stm` or `view=bayling|moshi`
+(`split=NAME` exports one split; unset = every split)."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from importlib import import_module
 from pathlib import Path
+from types import ModuleType
 
 from pipeline.exports import FORMATS, VIEWS
 from pipeline.jobs import dataset_and_out, fail
+
+
+def preflight(name: str, module: ModuleType, options: dict) -> None:
+    """Fail before anything is written: options known, the exporter's extras importable
+    (its own `check(options)` where it has one)."""
+    if hasattr(module, "check"):
+        module.check(options)
+    elif hasattr(module, "DEFAULTS"):
+        from pipeline.exports.common import check_options
+
+        check_options(name, options, module.DEFAULTS)
+
+
+def check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"out.dir: {out} is not writable ({error.strerror}); pick another "
+                         "folder") from None
 
 
 def export_job(raw: dict) -> dict:
@@ -22,10 +47,19 @@ def export_job(raw: dict) -> dict:
             chosen.append((name, registry[name]))
     if not chosen:
         fail(ValueError(f"set format=<{'|'.join(FORMATS)}> or view=<{'|'.join(VIEWS)}>"))
+    root = Path(out).expanduser().resolve()
+    modules, options = {}, {}
+    try:
+        for name, module in chosen:
+            options[name] = dict((raw.get("options") or {}).get(name) or {})
+            modules[name] = import_module(module)
+            preflight(name, modules[name], options[name])
+        check_writable(root)
+    except (ValueError, ImportError) as error:
+        fail(error)
     summaries = {}
-    for name, module in chosen:
-        options = dict((raw.get("options") or {}).get(name) or {})
-        target = Path(out).expanduser().resolve() / name
-        summaries[name] = import_module(module).export(Path(dataset).resolve(), target, options)
+    for name, _ in chosen:  # reads only `split=` (dataset_and_out selected it)
+        summaries[name] = modules[name].export(Path(dataset).resolve(), root / name,
+                                               options[name])
         print(f"{name}: {json.dumps(summaries[name])}", file=sys.stderr)
     return summaries

@@ -51,6 +51,7 @@ def test_nemo_segments_round_trip(dataset, segments, tmp_path):
 
 
 def test_nemo_windows_keep_words_whole_with_one_sc_per_change(dataset, timelines, tmp_path):
+    speakers = {r["id"]: r["speakers"] for r in iter_dialogues(dataset, ["id", "speakers"])}
     nemo.export(dataset, tmp_path, {"segments": False, "audio_format": "wav"})
     entries = list(read_jsonl(tmp_path / "windows_manifest.json"))
     assert entries
@@ -74,6 +75,8 @@ def test_nemo_windows_keep_words_whole_with_one_sc_per_change(dataset, timelines
                 runs.append((speaker, [word]))
         expected = " <sc> ".join(" ".join(words) for _, words in runs)
         assert entry["text_original"] == expected
+        voices = {s["id"]: s["voice_id"] for s in speakers[entry["dialogue_id"]]}
+        assert sorted(entry["speakers"]) == sorted({voices[s] for _, s, _ in inside})
         assert entry["text"].count("<sc>") == entry["speaker_changes"] == len(runs) - 1
         assert "," not in entry["text"] and entry["text"] == entry["text"].lower()
 
@@ -242,3 +245,27 @@ def test_export_of_one_split_holds_only_its_dialogues(dataset, tmp_path):
     sessions = {s["session_id"] for s in json.loads(
         (tmp_path / "stm" / "ref.seglst.json").read_text())}
     assert sessions == wanted and len(wanted) == 1
+
+
+def test_evalset_and_dpo_read_only_the_split_asked_for(dataset, tmp_path, capsys):
+    from pipeline.dataset import clear_split
+    from pipeline.dpo import dpo_job
+    from pipeline.evalset import evalset_job
+
+    wanted = {r["id"] for r in iter_dialogues(dataset, ["id"], split="test")}
+    try:
+        with pytest.raises(SystemExit):
+            evalset_job({"dataset": str(dataset), "out": {"dir": str(tmp_path / "e0")},
+                         "split": "dev"})
+        assert "split: 'dev'" in capsys.readouterr().err and not (tmp_path / "e0").exists()
+        evalset_job({"dataset": str(dataset), "out": {"dir": str(tmp_path / "e")},
+                     "split": "test"})
+        manifest = (tmp_path / "e" / "manifest.jsonl").read_text().splitlines()
+        assert manifest and all(json.loads(line)["id"].rsplit("-", 2)[0] in wanted
+                                for line in manifest)
+        dpo_job({"dataset": str(dataset), "out": {"dir": str(tmp_path / "d")},
+                 "split": "test"})
+        pairs = (tmp_path / "d" / "pairs.jsonl").read_text().splitlines()
+        assert all(any(line.count(i) for i in wanted) for line in pairs)
+    finally:
+        clear_split()

@@ -212,9 +212,11 @@ def test_publish_uploads_every_file_of_the_plan_to_a_local_hub(run):
 @pytest.mark.slow
 def test_no_secret_appears_in_the_card_run_json_or_logs(run):
     dataset, base = run["dataset"], run["base"]
+    # Hydra writes no run folder (conf: output_subdir null, stdout logging): the logs are
+    # the captured output, and any .log / .yaml that did appear is checked too
     written = [dataset / "README.md", dataset / "run.json",
                *[p for p in base.rglob("*") if p.is_file() and p.suffix in (".log", ".yaml")]]
-    assert len(written) > 3
+    assert run["logs"].strip() and all(p.exists() for p in written)
     texts = {str(p): p.read_text(errors="replace") for p in written}
     texts["captured stdout/stderr"] = run["logs"]
     for name, secret in SECRETS.items():

@@ -191,7 +191,13 @@ def test_config_rejects_corpus_mode_with_another_language(corpus):
     from pipeline.config import ConfigError, GenerateConfig
 
     with pytest.raises(ConfigError, match=r"tts \(corpus\).*languages=\[hu\]"):
+        GenerateConfig.check({"tts": {"name": "corpus", "manifest": str(corpus),
+                                      "language": "hu"}, "languages": ["en", "hu"]})
+    with pytest.raises(ConfigError, match=r"tts.language: unset and languages=\['en', 'hu'\]"):
         GenerateConfig.check({"tts": {"name": "corpus", "manifest": str(corpus)},
                               "languages": ["en", "hu"]})
+    config = GenerateConfig.check({"tts": {"name": "corpus", "manifest": str(corpus)},
+                                   "languages": ["hu"], "splits": {"train": 1.0}})
+    assert config.tts.options["language"] == "hu"  # taken from `languages`
     with pytest.raises(ConfigError, match="manifest is not set"):
         GenerateConfig.check({"tts": {"name": "corpus", "manifest": None}, "languages": ["hu"]})

@@ -234,7 +234,8 @@ def _stream(
             compute=ray.data.ActorPoolStrategy(size=1), num_cpus=LIGHT_STAGE_CPUS)
     dataset = (
         dataset
-        .map_batches(ValidateStage, fn_constructor_args=(stage_config, str(writer.root)),
+        .map_batches(ValidateStage, fn_constructor_args=(
+                         stage_config, str(writer.root), seen_splits(config, split)),
                      batch_size=batch, batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=1), num_cpus=LIGHT_STAGE_CPUS)
         .map_batches(SpeakStage, fn_constructor_args=(stage_config,), batch_size=batch,
@@ -291,6 +292,13 @@ def _stream(
                "first_row_s": round(first_row_s or 0.0, 3),
                "stream_s": round(time.perf_counter() - stream_started, 3)}
     return {"deferred": deferred, "stopped": stopped, "profile": profile}
+
+
+def seen_splits(config: GenerateConfig, split: str) -> list[str]:
+    """Splits a fresh run has generated when `split` starts (stream order), `split` included:
+    a resumed split is checked for near-duplicates against exactly those."""
+    order = stream_order(config.splits)
+    return order[:order.index(split) + 1]
 
 
 def _flush_unless_deferred(writer: ShardWriter, split: str, shard: int,

@@ -174,10 +174,3 @@ def test_rerun_changes_no_file_and_adds_no_id(dataset):
     assert sorted(ids_after) == ids_before
     assert len(set(ids_after)) == len(ids_after)
 
-
-def test_resume_rebuilds_a_lost_split_with_the_same_assignment(dataset):
-    before = digests(dataset)
-    for config in ("dialogues", "segments"):
-        (dataset / "data" / config / "validation-00000.parquet").unlink()
-    generate(dataset)
-    assert digests(dataset) == before  # same rows, voices and templates in the same split

@@ -258,10 +258,34 @@ def worker_figures(sizes: Sizes) -> dict:
     }
 
 
+def asr_gate_figures(sizes: Sizes) -> dict:
+    """Cost of the ASR gate (checks=asr, English, packaged tiny.en, no retries) against the
+    eSpeak speak stage of the same run, on two cores (pinned like `worker_figures`).
+
+    `asr_cost_over_speak`: seconds summed over rows in the asr stage over those in the speak
+    stage (target <= 1.0); `asr_audio_s_per_s`: audio seconds the gate checks per second."""
+    cores = set(sorted(os.sched_getaffinity(0))[:2])
+    with tempfile.TemporaryDirectory(prefix="duplexsynth-bench-") as tmp:
+        run = run_pipeline(Path(tmp, "asr"), sizes.dialogues,
+                           ("checks=asr", "languages=[en]", "checks.asr.retries=0",
+                            "checks.asr.cpu_threads=2"), cores=cores)
+    stage_s = run.figures["profile"]["stage_s"]
+    asr_s, speak_s = stage_s.get("asr", 0.0), stage_s.get("speak", 0.0)
+    return {
+        "stage_s_asr": round(asr_s, 3),
+        "asr_stage_s_speak": round(speak_s, 3),
+        "asr_cost_over_speak": round(asr_s / max(speak_s, 1e-9), 2),
+        "asr_audio_s_per_s": round(run.audio_s / max(asr_s, 1e-9), 2),
+        "asr_dialogues": run.figures["dialogues"],
+        "asr_cores": len(cores),
+    }
+
+
 MEASUREMENTS: dict[str, Callable[[Sizes], dict]] = {
     "pipeline": pipeline_figures,
     "workers": worker_figures,
     "writer": lambda sizes: writer_concurrency_speedup(),
+    "asr": asr_gate_figures,
 }
 
 

@@ -25,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -110,25 +111,34 @@ def write_card(dataset: Path, settings: CardSettings | None = None) -> CardResul
 def _draw_plots(dataset: Path, stats: DatasetStats, run: dict,
                 settings: CardSettings) -> dict[str, str]:
     folder = dataset / settings.plots_dir
-    gap, overlap, share = timing_targets(run)
+    density, share, gap_median = timing_targets(run)
     card_plots.dialogue_durations(stats.dialogue_durations, folder / PLOTS["dialogue_durations"])
-    card_plots.transfer_offsets(stats.timing.offsets, gap, overlap, share,
+    card_plots.transfer_offsets(stats.timing.offsets, density, share, gap_median,
                                 folder / PLOTS["transfer_offsets"])
     card_plots.phenomena_counts({k: stats.requested[k] for k in PHENOMENA},
                                 {k: stats.realized[k] for k in PHENOMENA},
                                 folder / PLOTS["phenomena"])
     card_plots.speaker_hours(stats.voice_speech_s, stats.voice_genders,
                              folder / PLOTS["speaker_hours"], top=settings.top_voices)
-    return {name: f"{settings.plots_dir}/{file}" for name, file in PLOTS.items()}
+    drawn = dict(PLOTS)
+    if stats.asr_errors:  # only datasets made with the ASR gate (checks.asr)
+        drawn["asr_errors"] = "asr_errors.png"
+        card_plots.asr_errors(stats.asr_errors, folder / drawn["asr_errors"])
+    from pipeline.timing_report import profile_report
+
+    if profile_report(dataset, run, folder):  # a fitted profile: shape against its corpus
+        drawn["timing_report"] = "timing_report.png"
+    return {name: f"{settings.plots_dir}/{file}" for name, file in drawn.items()}
 
 
 def timing_targets(run: dict):
-    """The gap / overlap distributions and overlapped-transfer share the run aimed at."""
+    """The signed-offset density, overlapped-transfer share and median gap the run aimed at."""
     settings = TimingSettings.from_config((run.get("config") or {}).get("timing") or {})
     target = (run.get("timing") or {}).get("target") or {}
     plan = (run.get("config") or {}).get("plan") or {}
     share = float(target.get("overlap_transfer_ratio", plan.get("overlap_rate", 0.3)))
-    return settings.gap, settings.overlap, share
+    density = settings.offsets or settings.offset
+    return density, share, float(target.get("gap_median_s", settings.targets.gap_median_s))
 
 
 def size_category(rows: int) -> str:
@@ -259,6 +269,10 @@ def card_context(dataset: Path, stats: DatasetStats, run: dict, settings: CardSe
         "segment_durations": summary["segment_duration_s"],
         "rejected": rejected.most_common(),
         "rejected_total": sum(rejected.values()),
+        "asr": [(language, len(errors), f"{np.mean(errors):.3f}", f"{np.median(errors):.3f}",
+                 f"{np.percentile(errors, 90):.3f}", f"{max(errors):.3f}")
+                for language, errors in sorted(stats.asr_errors.items())],
+        "asr_rejected": rejected.get("asr_mismatch", 0),
         "planned": planned,
         "run_counts": counts,
         "config_hashes": stats.provenance.get("config_hash", Counter()).most_common(),
@@ -280,7 +294,17 @@ def card_context(dataset: Path, stats: DatasetStats, run: dict, settings: CardSe
         "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True).rstrip()
         if config else "",
         "has_run_json": bool(run),
+        "viewer": viewer_link(dataset),
     }
+
+
+def viewer_link(dataset: Path) -> dict[str, Any] | None:
+    """The site `generate view.enabled=true` (or `view out.dir=<inside the dataset>`) wrote."""
+    for index in sorted(Path(dataset).glob("*/index.html")):
+        if (index.parent / "assets" / "dialogue.js").exists():
+            pages = len(list((index.parent / "dialogues").glob("*.html")))
+            return {"href": index.relative_to(dataset).as_posix(), "pages": pages}
+    return None
 
 
 def _fmt(value: Any) -> str:

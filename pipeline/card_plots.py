@@ -18,8 +18,6 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from pipeline.timing import LogNormal  # noqa: E402
-
 DPI = 110
 BLUE, ORANGE, GREY = "#3b6ea5", "#e07b39", "#8c8c8c"
 
@@ -48,39 +46,33 @@ def dialogue_durations(durations_s: Sequence[float], path: Path) -> Path:
     return _save(fig, path)
 
 
-def target_offset_density(x: np.ndarray, gap: LogNormal, overlap: LogNormal,
-                          overlap_share: float) -> np.ndarray:
+def target_offset_density(x: np.ndarray, density, overlap_share: float) -> np.ndarray:
     """Density of the transfer offset the timing model aims at (seconds; < 0 is overlap).
 
-    A share `overlap_share` of transfers overlap by a log-normal amount, the rest leave a
-    log-normal gap; both are cut at their `max_s`.
+    `density` is the model's signed-offset density (a `JohnsonSU`, or a fitted `SignedKde`);
+    a share `overlap_share` of transfers is drawn from its negative side, the rest from the
+    other, as the arranger does (the two meet at zero when the shares agree).
     """
-
-    def lognormal_pdf(values: np.ndarray, spec: LogNormal) -> np.ndarray:
-        out = np.zeros_like(values)
-        inside = (values > 0) & (values <= spec.max_s)
-        v = values[inside]
-        out[inside] = np.exp(-((np.log(v) - math.log(spec.median_s)) ** 2)
-                             / (2 * spec.sigma ** 2)) / (v * spec.sigma * math.sqrt(2 * math.pi))
-        return out
-
-    return (1 - overlap_share) * lognormal_pdf(x, gap) + overlap_share * lognormal_pdf(-x, overlap)
+    pdf = np.asarray(density.pdf(x), dtype=float)
+    zero = float(density.cdf(0.0))
+    below = overlap_share / max(zero, 1e-9)
+    above = (1.0 - overlap_share) / max(1.0 - zero, 1e-9)
+    return np.where(x < 0, below * pdf, above * pdf)
 
 
-def transfer_offsets(offsets_s: Sequence[float], gap: LogNormal, overlap: LogNormal,
-                     overlap_share: float, path: Path) -> Path:
+def transfer_offsets(offsets_s: Sequence[float], density, overlap_share: float,
+                     gap_median_s: float, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     values = np.asarray(offsets_s, dtype=float)
-    low = -min(overlap.max_s, 1.5)
-    high = min(gap.max_s, 1.5)
+    low, high = -1.5, 1.5
     if values.size:
         clipped = np.clip(values, low, high)
         ax.hist(clipped, bins=np.linspace(low, high, 31), density=True, color=BLUE,
                 edgecolor="white", label=f"achieved (n = {values.size} transfers)")
     grid = np.linspace(low, high, 600)
-    ax.plot(grid, target_offset_density(grid, gap, overlap, overlap_share), color=ORANGE,
+    ax.plot(grid, target_offset_density(grid, density, overlap_share), color=ORANGE,
             linewidth=2, label=f"target: {overlap_share:.0%} overlapped, gap median "
-                               f"{gap.median_s * 1000:.0f} ms")
+                               f"{gap_median_s * 1000:.0f} ms")
     ax.axvline(0, color=GREY, linewidth=0.8)
     ax.set_xlabel(f"offset to the next speaker (s, clipped to {low:g}..{high:g})"
                   "  —  < 0: overlap")
@@ -134,3 +126,22 @@ def speaker_hours(speech_s: Mapping[str, float], genders: Mapping[str, str], pat
     ax.legend(handles=[Patch(color=BLUE, label="male"), Patch(color=ORANGE, label="female")],
               frameon=False, fontsize=8, loc="lower right")
     return _save(fig, path)
+
+
+def asr_errors(errors: Mapping[str, Sequence[float]], path: Path) -> Path:
+    """Per-utterance error (WER or CER, as the gate scored it) of the ASR round trip, one
+    histogram per language."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    bins = np.linspace(0.0, 1.0, 21)
+    for (language, values), color in zip(sorted(errors.items()), (BLUE, ORANGE, GREY),
+                                         strict=False):
+        clipped = np.clip(np.asarray(values, dtype=float), 0.0, 1.0)
+        ax.hist(clipped, bins=bins, alpha=0.6, color=color, edgecolor="white",
+                label=f"{language} (n = {clipped.size}, median {np.median(clipped):.2f})")
+    ax.set_xlabel("error of the Whisper transcript per utterance (1 = all wrong; clipped)")
+    ax.set_ylabel("utterances")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title("ASR round trip")
+    ax.legend(frameon=False, fontsize=8)
+    return _save(fig, path)
+

@@ -27,7 +27,7 @@ from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
 
 DIALOGUE_COLUMNS = ("language", "domain", "duration_s", "speakers", "scenario", "script",
                     "timeline", "duplex", "generator", "tts", "provenance")
-SEGMENT_COLUMNS = ("language", "duration_s")
+SEGMENT_COLUMNS = ("language", "duration_s", "asr_error")
 PHENOMENA = ("backchannels", "interruptions", "overlaps", "pauses", "side_talk")
 # Per-row provenance keys that identify a row, not how it was made: not summarised.
 ROW_KEYS = ("scenario_seed",)
@@ -77,6 +77,8 @@ class DatasetStats:
     splits: dict[str, LanguageStats] = field(default_factory=dict)
     """Per split (train, validation, ...): rows, hours and voices, the same fields as a
     language's; `files[config]["splits"]` holds each split's bytes."""
+    asr_errors: dict[str, list[float]] = field(default_factory=dict)
+    """Per language: the ASR gate's error of every segment it scored (checks.asr)."""
 
     @property
     def hours(self) -> float:
@@ -165,6 +167,9 @@ def dataset_stats(dataset: Path) -> DatasetStats:
             stats.languages[language].segment_s += duration
             per_split.segments += 1
             per_split.segment_s += duration
+        for language, error in zip(batch["language"], batch.get("asr_error") or [], strict=False):
+            if error is not None:
+                stats.asr_errors.setdefault(language, []).append(float(error))
     totals = ShardWriter(Path(dataset), sample_rate=16000).totals()
     stats.shard_planned, stats.shard_written = totals.planned, totals.written
     stats.shard_rejected = Counter(totals.rejected)

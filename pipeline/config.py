@@ -52,12 +52,29 @@ class LogNormalConfig(Strict):
     max_s: float = Field(gt=0)
 
 
+class OffsetConfig(Strict):
+    """The signed-offset density of speaker transfers (pipeline/offset_model.py)."""
+
+    overlap_median_s: float = Field(0.30, gt=0)
+    tail_weight: float = Field(0.55, gt=0)
+    min_s: float = Field(-3.0, lt=0)
+    max_s: float = Field(3.0, gt=0)
+
+
+class VarietyConfig(Strict):
+    """Gap factors by what came before (pipeline/timing.py `Variety`; 1.0 = off)."""
+
+    question_gap_factor: float = Field(0.8, gt=0)
+    dispreferred_gap_factor: float = Field(2.0, gt=0)
+    other_gap_factor: float = Field(1.1, gt=0)
+
+
 class TimingTargetConfig(Strict):
     """What a run aims for; the plan's quotas follow it (see pipeline/timing.py)."""
 
     overlap_transfer_ratio: float = Field(0.30, ge=0, le=1)
     overlapped_speech_fraction: float = Field(0.05, ge=0, le=1)
-    gap_median_s: float | None = Field(None, gt=0, description="null = gap.median_s")
+    gap_median_s: float | None = Field(None, gt=0, description="null = 0.22 s")
     backchannel_share: float = Field(0.18, ge=0, lt=1)
 
 
@@ -66,8 +83,8 @@ class TimingConfig(Strict):
 
     profile: str | None = None
     target: TimingTargetConfig = Field(default_factory=TimingTargetConfig)
-    gap: LogNormalConfig = LogNormalConfig(median_s=0.22, sigma=0.7, max_s=3.0)
-    overlap: LogNormalConfig = LogNormalConfig(median_s=0.50, sigma=0.5, max_s=1.5)
+    offset: OffsetConfig = Field(default_factory=lambda: OffsetConfig())
+    variety: VarietyConfig = Field(default_factory=lambda: VarietyConfig())
     same_speaker_gap: LogNormalConfig = LogNormalConfig(median_s=0.45, sigma=0.5, max_s=3.0)
     pause: LogNormalConfig = LogNormalConfig(median_s=0.75, sigma=0.35, max_s=3.0)
     interruption_rate: float = Field(0.08, ge=0, le=1)
@@ -98,14 +115,46 @@ class WriterConfig(BaseModel):
         return writer_settings(self.model_dump()).generator
 
 
+class AsrLanguageConfig(Strict):
+    """`checks.asr.languages.<code>`: a language's own model / metric / bound (null = the
+    top-level `checks.asr` value)."""
+
+    model: str | None = None
+    metric: Literal["wer", "cer"] | None = None
+    max_error: float | None = Field(None, ge=0)
+
+
+class AsrCheckConfig(Strict):
+    """The ASR gate after speak (pipeline/asr_check.py); see conf/checks/default.yaml."""
+
+    enabled: bool = False
+    model: str = Field("tiny.en", description="packaged model name or CTranslate2 folder")
+    metric: Literal["wer", "cer"] = "wer"
+    max_error: float = Field(0.15, ge=0, description="per utterance, after normalisation")
+    languages: dict[str, AsrLanguageConfig] = Field(default_factory=dict)
+    min_words: int = Field(3, ge=0, description="shorter utterances are scored, not judged")
+    retries: int = Field(1, ge=0, description="resyntheses with other voices before a reject")
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = Field(2, ge=0, description="CTranslate2 threads per actor; 0 = all")
+    beam_size: int = Field(1, ge=1)
+    gap_s: float = Field(1.0, gt=0, description="silence between packed utterances, seconds")
+    workers: int | None = Field(None, ge=1, description="actors; null = ray.speak_workers")
+    num_cpus: float = Field(0.25, gt=0, description="Ray CPUs reserved per actor")
+    models_dir: str = Field("~/.cache/duplexsynth/models",
+                            description="where split packaged models are assembled")
+
+
 class ChecksConfig(Strict):
-    """The validate stage (pipeline/script_check.py): what makes a script a reject."""
+    """The validate stage (pipeline/script_check.py): what makes a script a reject, and the
+    ASR gate after speak (`asr`)."""
 
     turn_tolerance: float = Field(0.5, ge=0, description="kind=turn count within target*(1±t)")
     phenomena: bool = Field(True, description="every requested phenomenon appears at least once")
     language_id: bool = Field(True, description="lingua must detect the scenario's language")
     near_duplicate_threshold: float | None = Field(
         0.8, gt=0, le=1, description="MinHash-LSH Jaccard threshold; null disables")
+    asr: AsrCheckConfig = Field(default_factory=AsrCheckConfig)
 
 
 class TtsConfig(BaseModel):
@@ -152,6 +201,31 @@ class RayConfig(Strict):
     batch_size: int = Field(4, ge=1)
 
 
+class ViewSettings(Strict):
+    """`generate view.enabled=true`: the static viewer of the first dialogues beside the card."""
+
+    enabled: bool = False
+    dialogues: int = Field(5, ge=1, description="pages for the first N dialogues")
+    dir: str = Field("viewer", description="folder inside sink.dir")
+    audio: Literal["flac", "ogg"] = Field("flac", description="ogg: Vorbis, ~1/4 the size")
+
+
+class ViewOutput(Strict):
+    dir: str | None = None
+
+
+class ViewJobConfig(Strict):
+    """`duplexsynth view`: conf/view.yaml."""
+
+    dataset: str | None = None
+    out: ViewOutput = Field(default_factory=ViewOutput)
+    split: str | None = Field(None, description="passed to the reader once it reads splits")
+    limit: int | None = Field(50, ge=1, description="first N dialogues (null = all)")
+    ids: list[str] = Field(default_factory=list, description="these dialogues (wins over limit)")
+    px_per_s: Literal[20, 40, 80, 160, 320] = 80
+    audio: Literal["flac", "ogg"] = Field("flac", description="ogg: Vorbis, ~1/4 the size")
+
+
 class GenerateConfig(Strict):
     seed: int = 1234
     languages: list[str] = Field(default_factory=lambda: list(SUPPORTED_LANGUAGES))
@@ -168,6 +242,7 @@ class GenerateConfig(Strict):
     splits: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_SPLITS),
         description="split name -> share of the budget (sum 1); see pipeline/splits.py")
+    view: ViewSettings = Field(default_factory=ViewSettings)
     progress: bool = True
 
     @field_validator("languages")
@@ -208,6 +283,7 @@ class GenerateConfig(Strict):
         _check_augment(config.augment)
         _check_timing(config.timing)
         _check_writer_options(config)
+        _check_asr(config)
         return config
 
     @property
@@ -229,7 +305,7 @@ def _explain(error: ValidationError) -> str:
 
 def _check_timing(timing: TimingConfig) -> None:
     """Resolve and load the profile now (workers run elsewhere) so a bad path fails early."""
-    from pipeline.timing import load_profile
+    from pipeline.timing import TimingSettings, load_profile
 
     for low, high in (("reaction_min_s", "reaction_max_s"),
                       ("backchannel_delay_min_s", "backchannel_delay_max_s")):
@@ -240,6 +316,11 @@ def _check_timing(timing: TimingConfig) -> None:
         timing.profile = str(Path(timing.profile).expanduser().resolve())
         try:
             load_profile(timing.profile)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    else:
+        try:  # the offset density must be solvable from the targets
+            TimingSettings.from_config(timing.model_dump())
         except ValueError as error:
             raise ConfigError(str(error)) from None
 
@@ -291,3 +372,40 @@ def _check_writer_options(config: GenerateConfig) -> None:
         value = getattr(settings, key, None)
         if value is not None:
             setattr(config.writer, key, str(Path(value).expanduser().resolve()))
+
+
+def _check_asr(config: GenerateConfig) -> None:
+    """Resolve each language's model now (a packaged split model is assembled once), load it
+    to see that it is CTranslate2 Whisper and speaks the language: one line, before work."""
+    asr = config.checks.asr
+    if not asr.enabled:
+        return
+    from pipeline.asr_gate import AsrSettings
+    from pipeline.whisper_models import ModelError, is_multilingual, packaged, resolve_model
+
+    asr.models_dir = str(Path(asr.models_dir).expanduser().resolve())
+    unknown = sorted(set(asr.languages) - set(SUPPORTED_LANGUAGES))
+    if unknown:
+        raise ConfigError(f"checks.asr.languages: unknown {unknown}; allowed: "
+                          f"{list(SUPPORTED_LANGUAGES)}")
+    if not packaged(asr.model):  # workers run elsewhere: absolute folders
+        asr.model = str(Path(asr.model).expanduser().resolve())
+    for entry in asr.languages.values():
+        if entry.model and not packaged(entry.model):
+            entry.model = str(Path(entry.model).expanduser().resolve())
+    settings = AsrSettings.from_config(asr.model_dump())
+    multilingual: dict[str, bool] = {}
+    for language in config.languages:
+        gate = settings.for_language(language)
+        key = f"checks.asr.languages.{language}.model" if (
+            asr.languages.get(language) and asr.languages[language].model) else "checks.asr.model"
+        try:
+            path = resolve_model(gate.model, asr.models_dir)
+            if str(path) not in multilingual:
+                multilingual[str(path)] = is_multilingual(path)
+        except ModelError as error:
+            raise ConfigError(f"{key}={gate.model}: {error}") from None
+        if language != "en" and not multilingual[str(path)]:
+            raise ConfigError(f"{key}={gate.model}: an English-only Whisper model cannot check "
+                              f"language {language!r}; set checks.asr.languages.{language}.model="
+                              "base (or a multilingual folder)")

@@ -13,6 +13,7 @@ sides are an edited clip timeline whose labels are derived again, so audio, fram
 the BayLing view agree:
   O/pairs/<id>/{user,chosen,rejected}.wav, chosen.json, rejected.json ({labels, blocks})
   O/pairs.jsonl (index), O/dpo.json (counts per axis)
+`exclude=` (ids, or an evalset folder: its dialogue_ids.txt) leaves those dialogues out.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pipeline.duplex_clips import (
     shift_event,
 )
 from pipeline.exports.interleave import Ratio, interleave
+from pipeline.holdout import excluded_ids
 from pipeline.jobs import dataset_and_out, fail
 from pipeline.labels.duplex import duplex_labels
 from pipeline.labels.invariants import event_violations
@@ -157,6 +159,7 @@ def dpo_job(raw: dict) -> dict:
     try:
         ratio = Ratio.parse(raw.get("ratio", "10:5:10"))
         tokens = DuplexTokens.from_config(raw.get("tokens"))
+        exclude = excluded_ids(raw.get("exclude"))
     except ValueError as error:
         fail(error)
         raise
@@ -168,8 +171,12 @@ def dpo_job(raw: dict) -> dict:
     (out_dir / "pairs").mkdir(parents=True, exist_ok=True)
     counts: Counter[str] = Counter()
     skipped: Counter[str] = Counter()
+    held_out = 0
     with open(out_dir / "pairs.jsonl", "w", encoding="utf-8") as index_file:
         for dialogue in iter_duplex(Path(dataset).expanduser().resolve()):
+            if dialogue.id in exclude:
+                held_out += 1
+                continue
             rate, frames = dialogue.sample_rate, dialogue.labels.num_frames
             for i, event in enumerate(dialogue.labels.axis_events):
                 key = "keep_speaking" if event.expected == "keep_speaking" else event.axis
@@ -206,7 +213,8 @@ def dpo_job(raw: dict) -> dict:
                     "path": f"pairs/{pair_id}",
                 }) + "\n")
                 counts[key] += 1
-    summary = {"pairs": dict(counts), "skipped": dict(skipped), "ratio": str(ratio)}
+    summary = {"pairs": dict(counts), "skipped": dict(skipped), "ratio": str(ratio),
+               "excluded_dialogues": held_out}
     (out_dir / "dpo.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"dpo: {json.dumps(summary['pairs'])} -> {out_dir}")
     return summary

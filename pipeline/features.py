@@ -146,6 +146,9 @@ def dialogue_features(sample_rate: int) -> Any:
         "generator": Value("string"),
         "tts": Value("string"),
         "provenance": Value("string"),
+        "asr_error_max": Value("float64"),  # ASR gate (checks.asr): null when it is off
+        "asr_error_mean": Value("float64"),
+        "asr_retries": Value("int32"),
     })
 
 
@@ -164,6 +167,8 @@ def segment_features(sample_rate: int) -> Any:
         "language": Value("string"),
         "voice_id": Value("string"),
         "speaker_label": Value("string"),
+        "asr_text": Value("string"),  # ASR gate transcript of the whole utterance
+        "asr_error": Value("float64"),  # its WER / CER against the turn's text
     })
 
 

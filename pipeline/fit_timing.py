@@ -3,29 +3,31 @@
 Reads speaker segments from RTTM files, NeMo manifests (JSONL with `audio_filepath`,
 `offset`, `duration`, `speaker`; one recording per `audio_filepath`) and Lhotse supervision
 manifests (JSONL, JSONL.gz or a JSON list with `recording_id`, `start`, `duration`,
-`speaker`; parsed as plain JSON, lhotse is not needed), and writes `timing_profile.yaml`:
+`speaker`; parsed as plain JSON, lhotse is not needed), turns them into speech segments the
+way references are built (`pipeline.segments`: per speaker, pieces merged across silences of
+at most 50 ms) and writes `timing_profile.yaml`:
 
-- `statistics`: the corpus's four run.json statistics with every segment counted (a corpus
-  has no backchannel labels), which become the targets of a run that loads the profile;
+- `statistics`: the corpus's four run.json statistics over those segments, every segment
+  counted (a corpus has no backchannel labels); they become the targets of a run that loads
+  the profile;
 - `backchannel`: segments of at most `backchannel_max_s` lying inside another speaker's
   segment are taken for backchannels (their share is `statistics.backchannel_share`);
-- `turn_statistics` and `offsets`: offsets between the remaining turns (the kernel density
-  the arranger draws from) and the share of those transfers that overlap (the plan's quota);
-- `same_speaker_offsets`: silences between consecutive turns of one speaker;
+- `segments`: the `pipeline.segment_model.SegmentModel` the arranger draws from: transfers
+  as (previous length, next length, offset), resume pauses, within-speaker pauses and the
+  lengths of segments that are not backchannels, each a seeded subsample of at most
+  `max_samples` values; `bandwidth_s` (Silverman's rule, robust form) smooths the signed
+  offsets where a single density is needed;
 - `speaker_gap_scales`: each speaker's median gap before taking the floor over the corpus
-  median, so generated speakers differ in pace the way real ones do;
-- `pause`: a log-normal fitted to same-speaker silences up to `pause_max_s`;
+  median (per-speaker tempo);
 - `interruption_rate`: barge-ins per transfer for the plan (a config value: RTTM has no
   barge-in labels, and a barge-in's overlap follows the reaction-time model rather than the
   corpus, so a profile keeps it low and draws the other overlaps from the corpus).
-Kernel bandwidths follow Silverman's rule of thumb (robust form).
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import math
 import random
 import sys
 from collections import defaultdict
@@ -35,6 +37,13 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipeline.segments import (
+    MERGE_SILENCE_S,
+    check_recordings,
+    consecutive,
+    read_rttm,
+    speech_segments,
+)
 from pipeline.timing import PROFILE_FORMAT
 from pipeline.timing_stats import Interval, TimingAccumulator
 
@@ -52,8 +61,7 @@ class FitTimingConfig(BaseModel):
     inputs: list[str] = Field(default_factory=list)
     out: FitOutput = Field(default_factory=FitOutput)
     backchannel_max_s: float = Field(1.0, gt=0)
-    pause_max_s: float = Field(2.0, gt=0)
-    max_samples: int = Field(4000, ge=10)
+    max_samples: int = Field(6000, ge=10)
     interruption_rate: float = Field(0.02, ge=0, le=1)
     seed: int = 0
 
@@ -65,25 +73,13 @@ def read_segments(path: str | Path) -> Recordings:
         raise ValueError(f"inputs: {str(file)!r} does not exist")
     name = file.name.lower()
     if name.endswith(".rttm"):
-        return _read_rttm(file)
+        return read_rttm(file)
     if name.endswith((".json", ".jsonl", ".jsonl.gz", ".json.gz")):
-        return _read_json_manifest(file)
+        recordings = _read_json_manifest(file)
+        check_recordings(recordings, f"inputs: {file}")
+        return recordings
     raise ValueError(f"inputs: {str(file)!r} is not .rttm, .json, .jsonl or .jsonl.gz "
                      "(RTTM, NeMo manifest or Lhotse supervisions)")
-
-
-def _read_rttm(file: Path) -> Recordings:
-    recordings: Recordings = defaultdict(list)
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-        fields = line.split()
-        if not fields or fields[0] != "SPEAKER":
-            continue
-        try:
-            start, duration = float(fields[3]), float(fields[4])
-            recordings[fields[1]].append(Interval(fields[7], start, start + duration))
-        except (IndexError, ValueError):
-            raise ValueError(f"inputs: {file}:{number} is not an RTTM SPEAKER line") from None
-    return dict(recordings)
 
 
 def _json_records(file: Path) -> Iterable[dict]:
@@ -147,25 +143,29 @@ def fit_profile(recordings: Recordings, config: FitTimingConfig) -> dict:
     if not recordings:
         raise ValueError("inputs: no speaker segments found")
     corpus = TimingAccumulator(definition="segments")
-    turns = TimingAccumulator(definition="turns")
-    same: list[float] = []
+    transfers: list[tuple[float, float, float]] = []
+    resume, same, lengths = [], [], []
     per_speaker: dict[tuple[str, str], list[float]] = defaultdict(list)
-    durations: list[float] = []
-    for recording, intervals in recordings.items():
-        labelled = label_backchannels(intervals, config.backchannel_max_s)
-        corpus.add_dialogue(labelled)
-        turns.add_dialogue(labelled)
-        ordered = [i for i in labelled if i.kind == "turn"]
-        durations += [i.end_s - i.start_s for i in labelled]
-        for previous, following in zip(ordered, ordered[1:], strict=False):
-            offset = following.start_s - previous.end_s
-            if previous.speaker == following.speaker:
-                if offset >= 0:
-                    same.append(offset)
-            elif offset >= 0:
-                per_speaker[(recording, following.speaker)].append(offset)
-    offsets = np.asarray(turns.offsets)
-    same_gaps = np.asarray(same or [0.5])
+    for recording, pieces in recordings.items():
+        segments = label_backchannels(speech_segments(pieces), config.backchannel_max_s)
+        corpus.add_dialogue(segments)
+        lengths += [s.end_s - s.start_s for s in segments if s.kind == "turn"]
+        own_end: dict[str, float] = {}
+        for pair in consecutive(segments):
+            previous, following = pair.previous, pair.following
+            own_end[previous.speaker] = max(own_end.get(previous.speaker, 0.0),
+                                            previous.end_s)
+            if pair.same:
+                same.append(pair.offset_s)
+            elif own_end.get(following.speaker, -1.0) > previous.end_s:
+                resume.append(following.start_s - own_end[following.speaker])
+            else:
+                transfers.append((previous.end_s - previous.start_s,
+                                  following.end_s - following.start_s, pair.offset_s))
+                if pair.offset_s >= 0:
+                    per_speaker[(recording, following.speaker)].append(pair.offset_s)
+    offsets = np.asarray([o for _, _, o in transfers])
+    backchannels = round(corpus.backchannels)
     if offsets.size < 10 or not (offsets < 0).any() or not (offsets >= 0).any():
         raise ValueError(f"inputs: {offsets.size} speaker transfers with too few gaps or "
                          "overlaps to fit a timing profile; give more conversations")
@@ -173,38 +173,47 @@ def fit_profile(recordings: Recordings, config: FitTimingConfig) -> dict:
     median_gap = float(np.median(offsets[offsets >= 0]))
     scales = sorted(round(float(np.median(g)) / median_gap, 3)
                     for g in per_speaker.values() if len(g) >= MIN_SPEAKER_GAPS)
-    pauses = same_gaps[(same_gaps > 0.02) & (same_gaps <= config.pause_max_s)]
-    logs = np.log(pauses) if pauses.size >= 2 else np.log([0.75, 0.75])
     stats = corpus.result()
-    turn_stats = turns.result()
     return {
         "format": PROFILE_FORMAT,
         "definition": "segments",
         "source": {"inputs": [str(Path(p).expanduser().resolve()) for p in config.inputs],
                    "recordings": len(recordings),
-                   "segments": int(len(durations))},
+                   "segments": int(corpus.contributions),
+                   "merge_silence_s": MERGE_SILENCE_S},
         "statistics": {k: float(v) if k != "transfers" else int(v) for k, v in stats.items()},
-        "turn_statistics": {"overlap_ratio": turn_stats["overlap_transfer_ratio"],
-                            "gap_median_s": turn_stats["gap_median_s"],
-                            "transfers": int(turn_stats["transfers"])},
         "interruption_rate": config.interruption_rate,
         "backchannel": {"max_s": config.backchannel_max_s,
                         "share": stats["backchannel_share"]},
-        "offsets": _kde(offsets, config.max_samples, rng),
-        "same_speaker_offsets": _kde(same_gaps, config.max_samples, rng),
+        "segments": {
+            "bandwidth_s": round(bandwidth(offsets), 5),
+            # silences shorter than the corpus's 5th-percentile within-speaker pause
+            # do not split its segments; generated voices' ones are closed up
+            # how often a backchannel is followed by its host's own next segment
+            "resume_share": round(min(1.0, len(resume) / max(1, backchannels)), 4),
+            "join_silence_s": round(float(np.percentile(same, 5)), 3) if same else 0.4,
+            "transfers": [[round(p, 3), round(n, 3), round(o, 3)]
+                          for p, n, o in _subsample(transfers, config.max_samples, rng)],
+            "resume_pauses": _rounded(_subsample(resume or [0.5], config.max_samples, rng)),
+            "same_pauses": _rounded(_subsample(same or [0.5], config.max_samples, rng)),
+            "segment_lengths": _rounded(_subsample(lengths, config.max_samples, rng)),
+            "counts": {"transfers": len(transfers), "resume": len(resume), "same": len(same),
+                       "segments": len(lengths)},
+        },
         "speaker_gap_scales": scales,
-        "pause": {"median_s": round(float(math.exp(np.mean(logs))), 4),
-                  "sigma": round(float(np.std(logs)) or 0.3, 4),
-                  "max_s": config.pause_max_s},
-        "segment_duration_s": {"median": round(float(np.median(durations)), 4),
-                               "mean": round(float(np.mean(durations)), 4)},
+        "segment_duration_s": {"median": round(float(np.median(lengths)), 4),
+                               "mean": round(float(np.mean(lengths)), 4)},
     }
 
 
-def _kde(samples: np.ndarray, limit: int, rng: np.random.Generator) -> dict:
-    kept = samples if samples.size <= limit else rng.choice(samples, limit, replace=False)
-    return {"bandwidth_s": round(bandwidth(samples), 5), "count": int(samples.size),
-            "samples": [round(float(x), 3) for x in np.sort(kept)]}
+def _subsample(values: list, limit: int, rng: np.random.Generator) -> list:
+    if len(values) <= limit:
+        return list(values)
+    return [values[k] for k in sorted(rng.choice(len(values), limit, replace=False))]
+
+
+def _rounded(values: list[float]) -> list[float]:
+    return sorted(round(float(v), 3) for v in values)
 
 
 def fit_timing(config: FitTimingConfig) -> Path:

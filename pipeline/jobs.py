@@ -55,6 +55,10 @@ def generate_job(raw: dict) -> dict:
         print(f"deferred to the next run: {json.dumps(counts['deferred'])}"
               + (f"; stopped: {summary['stopped']}" if summary.get("stopped") else ""),
               file=sys.stderr)
+    if config.view.enabled:
+        from pipeline.viewer.job import view_after_run
+
+        view_after_run(config.output_dir, config.view)
     write_card_after_run(config.output_dir)
     return summary
 

@@ -70,11 +70,14 @@ def plan_settings(config: GenerateConfig) -> PlanSettings:
         interruption_rate=(timing.interruption_rate if plan.interruption_rate is None
                            else plan.interruption_rate),
         pause_rate=plan.pause_rate,
-        overlap_rate=(timing.targets.overlap_transfer_ratio if plan.overlap_rate is None
-                      else plan.overlap_rate),
+        # a fitted profile draws overlaps from the corpus: the plan asks only for barge-ins
+        overlap_rate=(plan.overlap_rate if plan.overlap_rate is not None
+                      else timing.interruption_rate if timing.segment_model is not None
+                      else timing.targets.overlap_transfer_ratio),
         side_talk_rate=plan.side_talk_rate,
         next_speaker=plan.next_speaker,
-        transfers=timing.targets.definition if plan.overlap_rate is None else "turns",
+        transfers=("turns" if plan.overlap_rate is not None or timing.segment_model is not None
+                   else timing.targets.definition),
         generator="corpus" if config.tts.name == "corpus" else config.writer.generator,
     )
 
@@ -241,6 +244,17 @@ def _stream(
         .map_batches(SpeakStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=config.ray.speak_workers))
+    )
+    asr = config.checks.asr
+    if asr.enabled:  # one Whisper model per actor: a pool like the speak pool
+        from pipeline.asr_check import AsrStage
+
+        dataset = dataset.map_batches(
+            AsrStage, fn_constructor_args=(stage_config,), batch_size=batch,
+            batch_format="pandas", num_cpus=asr.num_cpus,
+            compute=ray.data.ActorPoolStrategy(size=asr.workers or config.ray.speak_workers))
+    dataset = (
+        dataset
         .map_batches(AssembleStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas")
     )
@@ -338,7 +352,7 @@ def _summary(
     for path in writer.finished_shards():
         for value in pq.read_table(path, columns=["timeline"]).column("timeline").to_pylist():
             timeline = decode_columns({"timeline": value})["timeline"]
-            timing.add_dialogue(intervals_from_timeline(timeline))
+            timing.add_dialogue(intervals_from_timeline(timeline, target["definition"]))
     return {
         "config": raw_config,
         "versions": _versions(),
@@ -373,7 +387,7 @@ def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for package in ("duplexsynth", "ray", "hydra-core", "pyarrow", "datasets", "soxr",
                     "soundfile", "espeakng-loader", "numpy", "openai", "lingua-language-detector",
-                    "datasketch"):
+                    "datasketch", "faster-whisper", "ctranslate2", "jiwer"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -215,6 +215,7 @@ class AsrSegment(BaseModel):
     end_s: float
     text: str
     language: str
+    turn: int | None = Field(None, description="the script turn this segment speaks")
 
     @property
     def duration_s(self) -> float:

@@ -1,206 +1,77 @@
-"""`duplexsynth score evalset=E outputs=M out.dir=O`: score a duplex model's outputs.
+"""`duplexsynth score evalset=E out.dir=O [outputs=M] [asr=...]`: score a duplex model.
 
-For every sample of an evaluation set (pipeline.evalset) the model's output channel
-(`M/<axis>/<id>/<output_file>`, time-synchronous with input.wav) goes through Silero VAD
-(pipeline.vad); speech segments longer than `backchannel_max_s` count as turns, shorter ones
-as backchannels. Metrics (Full-Duplex-Bench v1/v1.5 and BayLing-Duplex):
-- pause.takeover_rate (↓): a turn overlaps the pause by at least `min_overlap_s`
-- turn_taking.takeover_rate (↑), .latency_s (↓), .sr_at_3s (↑): a turn starts after the user
-  ends (overlapped starts down to `overlap_tolerance_s` early count), within 3 s for SR@3s;
-  a turn onset is one from which the model says more than a backchannel's worth in all
-- interruption.isr_at_2s (↑), .stop_latency_s (↓), .speaking_at_barge_in: the model's speech
-  running at the barge-in stops within 2 s (silent at the barge-in counts as stopped);
-  .takeover_rate / .latency_s: it answers after the interrupting turn ends
-- backchannel.takeover_rate (↓), .frequency_hz (↑), .jsd (↓): short segments per second of
-  the user's turn, and the Jensen–Shannon divergence (base 2, 0..1) of their onset times
-  against the reference backchannels (Gaussian kernels of `jsd_sigma_s`; 1 when none)
-- side_talk.takeover_rate (↓); keep_speaking events (user backchannel or side talk while the
-  model speaks): keep_rate (↑)
+The model's output channel for each sample (`M/<sample path>/output.wav`, time-synchronous
+with input.wav; M defaults to the evalset itself, where the benchmark's inference scripts
+write it) is scored with Full-Duplex-Bench's definitions (pipeline/score_fdb.py) on the
+benchmark task folders and with ours on our own layout (pipeline/score_native.py). The
+transcript rules read an ASR transcript when `asr=` names a local faster-whisper model, else
+the VAD approximation; `sources` in scores.json says which produced each number.
 `baseline=reference|silent|never_stops|talks_over_pauses` scores generated outputs instead
-(written to O/outputs/<baseline>/), which pins the metric values the scorer must give.
+(written to O/outputs/<baseline>/, with output.json when an ASR ran), pinning the values the
+scorer must give.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from pipeline import score_fdb as fdb
 from pipeline.jobs import fail
+from pipeline.score_asr import AsrUnavailable, WhisperTranscriber, output_json
+from pipeline.score_native import ScoreSettings
+from pipeline.score_native import aggregate as native_aggregate
+from pipeline.score_native import score_sample as native_sample
 from pipeline.vad import SileroVad, VadSettings
 
-Segments = list[tuple[float, float]]
 BASELINES = ("reference", "silent", "never_stops", "talks_over_pauses")
-
-
-@dataclass(frozen=True)
-class ScoreSettings:
-    backchannel_max_s: float = 1.2
-    min_overlap_s: float = 0.2
-    overlap_tolerance_s: float = 1.5
-    turn_taking_window_s: float = 3.0
-    interruption_window_s: float = 2.0
-    jsd_sigma_s: float = 0.3
-
-
-def turns(segments: Segments, s: ScoreSettings) -> Segments:
-    return [seg for seg in segments if seg[1] - seg[0] > s.backchannel_max_s]
-
-
-def backchannels(segments: Segments, s: ScoreSettings) -> Segments:
-    return [seg for seg in segments if seg[1] - seg[0] <= s.backchannel_max_s]
-
-
-def turn_onsets(segments: Segments, s: ScoreSettings, after_s: float) -> list[float]:
-    """Onsets (≥ after_s) from which the model talks longer than a backchannel in all.
-
-    A turn may open with a short phrase and a pause ("Okay, ... so"), so the speech from the
-    onset to the end of the clip is summed instead of asking one VAD segment to be long.
-    """
-    onsets = []
-    for a, _ in segments:
-        if a >= after_s and sum(max(0.0, e - max(a, b0)) for b0, e in segments) \
-                > s.backchannel_max_s:
-            onsets.append(a)
-    return onsets
-
-
-def overlap(seg: tuple[float, float], start: float, end: float) -> float:
-    return max(0.0, min(seg[1], end) - max(seg[0], start))
-
-
-def jensen_shannon(model: list[float], reference: list[float], start: float, end: float,
-                   sigma: float) -> float:
-    """JSD (base 2) of two onset-time densities on [start, end]; 1.0 if either is empty."""
-    if not model or not reference:
-        return 0.0 if not model and not reference else 1.0
-    grid = np.arange(start, end + 0.05, 0.05)
-
-    def density(times: list[float]) -> np.ndarray:
-        d = sum(np.exp(-0.5 * ((grid - t) / sigma) ** 2) for t in times) + 1e-12
-        return d / d.sum()
-
-    p, q = density(model), density(reference)
-    m = 0.5 * (p + q)
-    return float(0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q * np.log2(q / m)))
-
-
-def score_sample(meta: dict, segments: Segments, s: ScoreSettings) -> dict:
-    """Per-sample outcome; `axis`-specific keys, None where a metric does not apply."""
-    event, axis = meta["event"], meta["axis"]
-    start, end = event["start_s"], event["end_s"]
-    user = meta["user_turn"]
-    spoken = turns(segments, s)
-    result: dict = {"id": meta["id"], "axis": axis, "expected": event["expected"]}
-    if event["expected"] == "keep_speaking":
-        result["kept"] = any(overlap(seg, end, end + 0.5) > 0 for seg in segments)
-        return result
-    if axis == "pause":
-        result["takeover"] = any(overlap(t, start, end) >= s.min_overlap_s for t in spoken)
-    elif axis == "turn_taking":
-        onsets = turn_onsets(segments, s, start - s.overlap_tolerance_s)
-        first = min(onsets) if onsets else None
-        result["takeover"] = first is not None
-        result["latency_s"] = None if first is None else round(first - start, 3)
-        result["success_3s"] = first is not None and first <= start + s.turn_taking_window_s
-    elif axis == "interruption":
-        running = next(((a, b) for a, b in segments if a <= start < b), None)
-        result["speaking"] = running is not None
-        stop = None if running is None else running[1]
-        result["stop_latency_s"] = None if stop is None else round(stop - start, 3)
-        result["success_2s"] = stop is None or stop - start <= s.interruption_window_s
-        after = [a for a in turn_onsets(segments, s, user["end_s"] - s.overlap_tolerance_s)
-                 if stop is None or a > stop]
-        result["takeover"] = bool(after)
-        result["latency_s"] = round(min(after) - user["end_s"], 3) if after else None
-    elif axis == "backchannel":
-        host_start, host_end = user["start_s"], user["end_s"]
-        held = sum(overlap(t, host_start, host_end) for t in spoken)
-        covers = held >= 0.8 * (host_end - host_start)
-        starts = any(host_start + 0.5 < a < host_end - 0.3 for a, _ in spoken)
-        result["takeover"] = covers or starts
-        onsets = [a for a, _ in backchannels(segments, s) if host_start <= a <= host_end]
-        result["backchannels"] = len(onsets)
-        result["user_s"] = round(host_end - host_start, 3)
-        result["jsd"] = round(jensen_shannon(onsets, meta["reference"]["backchannel_s"],
-                                             host_start, host_end, s.jsd_sigma_s), 4)
-    elif axis == "side_talk":
-        result["takeover"] = any(a <= end + 0.5 for a in turn_onsets(segments, s, start)) or any(
-            a <= start and b >= end for a, b in spoken)
-    return result
-
-
-def aggregate(results: list[dict]) -> dict:
-    by_axis: dict[str, list[dict]] = defaultdict(list)
-    for r in results:
-        by_axis[r["axis"]].append(r)
-
-    def mean(values: list) -> float | None:
-        values = [float(v) for v in values if v is not None]
-        return round(float(np.mean(values)), 4) if values else None
-
-    summary: dict[str, dict] = {}
-    for axis, rows in sorted(by_axis.items()):
-        main = [r for r in rows if r["expected"] != "keep_speaking"]
-        keep = [r for r in rows if r["expected"] == "keep_speaking"]
-        out: dict = {"samples": len(main)}
-        if main:
-            out["takeover_rate"] = mean([r["takeover"] for r in main])
-        if axis in ("turn_taking", "interruption") and main:
-            out["latency_s"] = mean([r["latency_s"] for r in main])
-        if axis == "turn_taking" and main:
-            out["sr_at_3s"] = mean([r["success_3s"] for r in main])
-        if axis == "interruption" and main:
-            out["isr_at_2s"] = mean([r["success_2s"] for r in main])
-            out["stop_latency_s"] = mean([r["stop_latency_s"] for r in main])
-            out["speaking_at_barge_in"] = mean([r["speaking"] for r in main])
-        if axis == "backchannel" and main:
-            seconds = sum(r["user_s"] for r in main)
-            out["frequency_hz"] = round(sum(r["backchannels"] for r in main) / seconds, 4)
-            out["jsd"] = mean([r["jsd"] for r in main])
-        if keep:
-            out["keep_speaking_samples"] = len(keep)
-            out["keep_rate"] = mean([r["kept"] for r in keep])
-        summary[axis] = out
-    return summary
+TASK_FILES = {
+    "v1.0/pause_handling": ("pause.json",),
+    "v1.0/smooth_turn_taking": ("turn_taking.json",),
+    "v1.0/backchannel": (),
+    "v1.0/user_interruption": ("interrupt.json",),
+    "v1.5/user_interruption": ("metadata.json", "clean_input.wav"),
+    "v1.5/user_backchannel": ("metadata.json", "clean_input.wav"),
+}
+EXTRAS = {"sr_at_3s", "isr_at_2s", "speaking_at_barge_in", "keep_rate"}
 
 
 def load_evalset(evalset: Path) -> list[dict]:
+    """Manifest rows with their metadata; the first missing file ends the job, named."""
     manifest = evalset / "manifest.jsonl"
     if not manifest.exists():
         raise FileNotFoundError(f"evalset={evalset}: no manifest.jsonl; point it at a folder "
                                 "written by `duplexsynth evalset`")
     rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-    return [json.loads((evalset / r["path"] / "metadata.json").read_text()) for r in rows]
-
-
-def baseline_output(kind: str, meta: dict, reference: np.ndarray, speech: np.ndarray,
-                    rate: int) -> np.ndarray:
-    """Outputs whose scores are known: the reference, silence, endless speech, pause talk."""
-    if kind == "reference":
-        return reference
-    out = np.zeros_like(reference)
-    if kind == "never_stops":
-        reps = -(-len(out) // max(1, len(speech)))
-        return np.tile(speech, reps)[: len(out)]
-    if kind == "talks_over_pauses" and meta["axis"] == "pause":
-        begin = int(meta["event"]["start_s"] * rate)
-        piece = np.tile(speech, 2)[: int(2.0 * rate)]
-        piece = piece[: max(0, len(out) - begin)]
-        out[begin: begin + len(piece)] = piece
-    return out
+    metas = []
+    for row in rows:
+        folder = evalset / row["path"]
+        needed = [row.get("metadata", "metadata.json"), "input.wav", "reference.wav",
+                  *TASK_FILES.get(row["task"], ())]
+        for name in needed:
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"evalset={evalset}: {row['path']}/{name} is missing; "
+                                        "rebuild it with `duplexsynth evalset`")
+        meta = json.loads((folder / needed[0]).read_text())
+        meta["path"] = row["path"]
+        metas.append(meta)
+    if row_tasks := {m["task"] for m in metas} & {"v1.0/backchannel"}:
+        for task in row_tasks:
+            if not (evalset / task / "icc_gt_distribution.json").is_file():
+                raise FileNotFoundError(f"evalset={evalset}: {task}/icc_gt_distribution.json "
+                                        "is missing; rebuild it with `duplexsynth evalset`")
+    return metas
 
 
 def speech_pool(evalset: Path, metas: list[dict], vad: SileroVad) -> np.ndarray:
     """Reference assistant speech with its silences removed (material for baselines)."""
     pieces = []
     for meta in metas:
-        audio, rate = sf.read(evalset / meta["axis"] / meta["id"] / "reference.wav",
-                              dtype="float32")
+        audio, rate = sf.read(evalset / meta["path"] / "reference.wav", dtype="float32")
         for a, b in vad.segments(audio, rate):
             pieces.append(audio[int(a * rate): int(b * rate)])
         if sum(len(p) for p in pieces) > 30 * rate:
@@ -210,9 +81,151 @@ def speech_pool(evalset: Path, metas: list[dict], vad: SileroVad) -> np.ndarray:
     return np.concatenate(pieces)
 
 
+def pause_windows(meta: dict) -> list[tuple[float, float]]:
+    if meta.get("task") == "v1.0/pause_handling":
+        return [(e["start_s"], e["end_s"]) for e in meta["events"]]
+    if meta.get("axis") == "pause" and "event" in meta:
+        return [(meta["event"]["start_s"], meta["event"]["end_s"])]
+    return []
+
+
+def baseline_output(kind: str, meta: dict, reference: np.ndarray, speech: np.ndarray,
+                    rate: int) -> np.ndarray:
+    """Outputs whose scores are known: the reference, silence, endless speech, pause talk
+    (the reference everywhere, plus 2 s of speech from the start of each pause)."""
+    if kind == "reference":
+        return reference
+    if kind == "silent":
+        return np.zeros_like(reference)
+    if kind == "never_stops":
+        reps = -(-len(reference) // max(1, len(speech)))
+        return np.tile(speech, reps)[: len(reference)]
+    out = reference.copy()
+    for start, _ in pause_windows(meta):
+        begin = int(start * rate)
+        piece = np.tile(speech, 2)[: int(2.0 * rate)][: max(0, len(out) - begin)]
+        out[begin: begin + len(piece)] += piece
+    return out
+
+
+class Scorer:
+    def __init__(self, vad: SileroVad, vad_settings: VadSettings,
+                 asr: WhisperTranscriber | None, distributions: dict[str, dict],
+                 native: ScoreSettings) -> None:
+        self.vad, self.vad_settings, self.asr, self.native = vad, vad_settings, asr, native
+        self.distributions = distributions
+        self.transcript = asr.name if asr else "vad-approximation"
+        self.transcripts: dict[str, list[dict]] = {}
+
+    def segments(self, audio: np.ndarray, rate: int) -> fdb.Segments:
+        return self.vad.segments(audio, rate, self.vad_settings)
+
+    def chunks(self, audio: np.ndarray, rate: int, segments: fdb.Segments,
+               after_s: float = 0.0) -> list[dict]:
+        if self.asr is None:
+            return fdb.vad_chunks(fdb.crop_segments(segments, after_s))
+        return self.asr.chunks(audio[int(after_s * rate):], rate, offset_s=after_s)
+
+    def sample(self, meta: dict, audio: np.ndarray, rate: int, evalset: Path) -> dict:
+        task, path = meta["task"], meta["path"]
+        segs = self.segments(audio, rate)
+        result: dict = {"id": path, "task": task}
+        if task not in TASK_FILES:
+            result.update(native_sample(meta, segs, self.native))
+            return result
+        bench, ours = {}, {}
+        event = meta["events"][0]
+        if task == "v1.0/pause_handling":
+            chunks = self.chunks(audio, rate, segs)
+            bench = {"tor": fdb.take_over(chunks)}
+        elif task == "v1.0/smooth_turn_taking":
+            chunks = self.chunks(audio, rate, segs)
+            bench = fdb.tor_and_latency(chunks, event["start_s"])
+            ours = {"sr_at_3s": fdb.sr_at_3s(segs, chunks, event["start_s"])}
+        elif task == "v1.0/backchannel":
+            chunks = self.chunks(audio, rate, segs)
+            reference = self.distributions[task].get(str(meta["number"]))
+            bench = fdb.backchannel(segs, chunks, len(audio) / rate, reference)
+        elif task == "v1.0/user_interruption":
+            end = meta["focus_turn"]["end_s"]
+            chunks = self.chunks(audio, rate, segs, after_s=end)
+            bench = fdb.tor_and_latency(chunks, end)
+            ours = fdb.isr_at_2s(segs, meta["focus_turn"]["start_s"])
+        else:
+            user_audio, user_rate = sf.read(evalset / path / "input.wav", dtype="float32")
+            window = (meta["focus_turn"]["start_s"], meta["focus_turn"]["end_s"])
+            bench = fdb.v15_timing(self.segments(user_audio, user_rate), segs, window)
+            chunks = None
+            if task == "v1.5/user_interruption":
+                ours = fdb.isr_at_2s(segs, window[0])
+            else:
+                ours = {"keep_rate": fdb.kept_speaking(segs, window[1])}
+        if chunks is not None and self.asr is not None:
+            self.transcripts[path] = chunks
+        result.update({"benchmark": bench, "duplexsynth": ours})
+        return result
+
+    def sources(self, task: str) -> dict[str, str]:
+        vad = "silero-vad"
+        if task == "v1.0/backchannel":
+            return {"tor": f"{vad} segments + {self.transcript} words",
+                    "frequency_hz": vad, "jsd": vad}
+        if task.startswith("v1.5/"):
+            return {"stop_latency_s": vad, "response_latency_s": vad,
+                    **{k: vad for k in ("isr_at_2s", "speaking_at_barge_in", "keep_rate")}}
+        out = {"tor": self.transcript, "latency_s": self.transcript}
+        if task == "v1.0/smooth_turn_taking":
+            out["sr_at_3s"] = f"{vad} onsets + {self.transcript}"
+        if task == "v1.0/user_interruption":
+            out.update({"isr_at_2s": vad, "speaking_at_barge_in": vad})
+        return out
+
+
+def mean(values: list) -> float | None:
+    values = [float(v) for v in values if v is not None]
+    return round(float(np.mean(values)), 4) if values else None
+
+
+def aggregate(results: list[dict], scorer: Scorer) -> dict:
+    by_task: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        if "benchmark" in r:
+            by_task[r["task"]].append(r)
+    summary = {}
+    for task, rows in sorted(by_task.items()):
+        bench_keys = sorted({k for r in rows for k in r["benchmark"]} - {"backchannels"})
+        our_keys = sorted({k for r in rows for k in r["duplexsynth"]} - {"stopped_after_s"})
+        summary[task] = {
+            "samples": len(rows),
+            "benchmark": {k: mean([r["benchmark"].get(k) for r in rows]) for k in bench_keys},
+            "duplexsynth": {k: mean([r["duplexsynth"].get(k) for r in rows]) for k in our_keys},
+            "sources": scorer.sources(task),
+        }
+    native = [r for r in results if "benchmark" not in r]
+    if native:
+        summary["native"] = native_aggregate(native)
+    return summary
+
+
+def setup(raw: dict, evalset_dir: Path) -> tuple[list[dict], Scorer]:
+    metas = load_evalset(evalset_dir)
+    vad_raw = dict(raw.get("vad") or {})
+    vad = SileroVad(vad_raw.pop("model_path", None))
+    asr = WhisperTranscriber(raw["asr"], language=raw.get("asr_language") or "en") \
+        if raw.get("asr") else None
+    distributions = {}
+    for task in {m["task"] for m in metas} & {"v1.0/backchannel"}:
+        path = raw.get("reference_distribution") or evalset_dir / task / \
+            "icc_gt_distribution.json"
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"reference_distribution: {path} does not exist")
+        distributions[task] = json.loads(Path(path).read_text())
+    return metas, Scorer(vad, VadSettings(**vad_raw), asr, distributions,
+                         ScoreSettings(**(raw.get("metrics") or {})))
+
+
 def score_job(raw: dict) -> dict:
-    evalset = raw.get("evalset")
-    out = (raw.get("out") or {}).get("dir")
+    evalset, out = raw.get("evalset"), (raw.get("out") or {}).get("dir")
     baseline = raw.get("baseline")
     if not evalset:
         fail(ValueError("evalset: missing; set evalset=<folder written by duplexsynth evalset>"))
@@ -220,48 +233,45 @@ def score_job(raw: dict) -> dict:
         fail(ValueError("out.dir: missing; set out.dir=<folder for the scores>"))
     if baseline and baseline not in BASELINES:
         fail(ValueError(f"baseline: {baseline!r} unknown; allowed: {list(BASELINES)}"))
-    if not baseline and not raw.get("outputs"):
-        fail(ValueError("outputs: missing; set outputs=<folder with <axis>/<id>/output.wav> "
-                        f"or baseline=<{'|'.join(BASELINES)}>"))
     evalset_dir = Path(evalset).expanduser().resolve()
     out_dir = Path(out).expanduser().resolve()
     try:
-        metas = load_evalset(evalset_dir)
-        settings = ScoreSettings(**(raw.get("metrics") or {}))
-        vad_raw = dict(raw.get("vad") or {})
-        vad = SileroVad(vad_raw.pop("model_path", None))
-        vad_settings = VadSettings(**vad_raw)
-    except (FileNotFoundError, TypeError, ValueError) as error:
+        metas, scorer = setup(raw, evalset_dir)
+    except (FileNotFoundError, TypeError, ValueError, AsrUnavailable) as error:
         fail(error)
         raise
-    outputs = Path(raw["outputs"]).expanduser().resolve() if raw.get("outputs") else None
+    outputs = Path(raw.get("outputs") or evalset_dir).expanduser().resolve()
+    if baseline:
+        outputs = out_dir / "outputs" / baseline
     output_file = raw.get("output_file") or "output.wav"
-    pool = speech_pool(evalset_dir, metas, vad) if baseline else None
+    pool = speech_pool(evalset_dir, metas, scorer.vad) \
+        if baseline in ("never_stops", "talks_over_pauses") else None
     results, missing = [], 0
     for meta in metas:
-        folder = evalset_dir / meta["axis"] / meta["id"]
+        target = outputs / meta["path"] / output_file
         if baseline:
-            reference, rate = sf.read(folder / "reference.wav", dtype="float32")
-            audio = baseline_output(baseline, meta, reference, pool, rate)
-            outputs = out_dir / "outputs" / baseline
-            (outputs / meta["axis"] / meta["id"]).mkdir(parents=True, exist_ok=True)
-            sf.write(outputs / meta["axis"] / meta["id"] / output_file, audio, rate,
-                     subtype="PCM_16")
-        else:
-            path = outputs / meta["axis"] / meta["id"] / output_file
-            if not path.exists():
-                missing += 1
-                continue
-            audio, rate = sf.read(path, dtype="float32")
-            if audio.ndim > 1:
-                audio = audio.mean(axis=1)
-        results.append(score_sample(meta, vad.segments(audio, rate, vad_settings), settings))
+            reference, rate = sf.read(evalset_dir / meta["path"] / "reference.wav",
+                                      dtype="float32")
+            audio = np.clip(baseline_output(baseline, meta, reference, pool, rate), -1, 1)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(target, audio, rate, subtype="PCM_16")
+        elif not target.exists():
+            missing += 1
+            continue
+        audio, rate = sf.read(target, dtype="float32")
+        if audio.ndim > 1:
+            audio = audio.mean(axis=1)
+        results.append(scorer.sample(meta, audio, rate, evalset_dir))
+        if baseline and meta["path"] in scorer.transcripts:
+            (target.parent / "output.json").write_text(
+                json.dumps(output_json(scorer.transcripts.pop(meta["path"])), indent=1))
     summary = {"evalset": str(evalset_dir), "outputs": str(outputs), "baseline": baseline,
-               "scored": len(results), "missing": missing, "axes": aggregate(results)}
+               "transcripts": scorer.transcript, "scored": len(results), "missing": missing,
+               "tasks": aggregate(results, scorer)}
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "per_sample.jsonl", "w", encoding="utf-8") as handle:
         for r in results:
             handle.write(json.dumps(r) + "\n")
     (out_dir / "scores.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(json.dumps(summary["axes"]))
+    print(json.dumps(summary["tasks"]))
     return summary

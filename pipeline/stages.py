@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline import __version__
+from pipeline.asr_gate import asr_columns, asr_summary
 from pipeline.augment import augment_rendered
 from pipeline.labels import asr_segments, duplex_labels
 from pipeline.render import render
@@ -296,6 +297,8 @@ class AssembleStage(RowStage):
         laps.lap("encode")
         speakers = [spec.model_dump(mode="json") for spec in scenario.speakers]
         voices = {spec.id: voice_id(spec.voice) for spec in scenario.speakers}
+        asr_scalars, asr_gate = asr_summary(row.get("asr"))
+        asr_by_turn = asr_columns(row.get("asr"))
         dialogue = {  # JSON form; the sink types the nested columns (pipeline/features.py)
             "id": scenario.id,
             "language": scenario.language,
@@ -320,7 +323,9 @@ class AssembleStage(RowStage):
                 "augment": acoustics,
                 "writer": json.loads(row.get("writer") or "null"),
                 "split": row.get("split"),
+                **({"asr": asr_gate} if asr_gate else {}),
             }),
+            **asr_scalars,
         }
         segment_rows = []
         for segment, (begin, end), flac in zip(segments, spans, segment_flacs, strict=True):
@@ -336,6 +341,7 @@ class AssembleStage(RowStage):
                 "language": segment.language,
                 "voice_id": voices[segment.speaker],
                 "speaker_label": segment.speaker,
+                **asr_by_turn.get(segment.turn, {"asr_text": None, "asr_error": None}),
             })
         out = {
             **row,

@@ -23,6 +23,10 @@ MIN_LEAD_S = 0.1  # an overlapping turn starts at least this long after the floo
 def arrange(
     script: DialogueScript, utterances: Sequence[Utterance], timing: TimingModel
 ) -> Timeline:
+    if timing.settings.segment_model is not None:  # a fitted profile: segment by segment
+        from pipeline.timeline_segments import arrange_segments
+
+        return arrange_segments(script, utterances, timing)
     if len(utterances) != len(script.turns):
         raise ValueError(
             f"arrange got {len(utterances)} utterances for {len(script.turns)} turns"
@@ -46,12 +50,12 @@ def arrange(
             if floor.speaker == turn.speaker:
                 start = floor_end + timing.same_speaker_gap(turn.speaker)
             elif turn.overlap:
-                overlap = min(timing.overlap(), floor_end - floor.start_s - MIN_LEAD_S)
-                if timing.settings.offsets is None:  # human defaults: no turn said inside
-                    overlap = min(overlap, 0.5 * utterance.duration_s)  # another one
+                overlap = min(timing.overlap(), floor_end - floor.start_s - MIN_LEAD_S,
+                              0.5 * utterance.duration_s)  # no turn said inside another
                 start = floor_end - max(0.0, overlap)
             else:
-                start = floor_end + timing.gap(turn.speaker)
+                previous = script.turns[floor.turn].text
+                start = floor_end + timing.gap(turn.speaker, previous, turn.text)
         start = max(0.0, start, earliest)
         segment = _place(index, turn, utterance, chunks, start)
         placed.append(segment)

@@ -1,14 +1,14 @@
 """The timing model: how long people leave between, and overlap across, turns.
 
-Two sources, one interface. The human defaults (DESIGN section 5) draw gaps and overlaps
-from log-normals: gaps between speakers centre near 200 ms, overlapped transfers last a
-few hundred ms, pauses inside a turn are longer than gaps between turns. A fitted profile
-(`duplexsynth fit-timing`, see `pipeline.fit_timing`) replaces them with a Gaussian kernel
-density over the offsets of a real corpus, as the SASC study does: a draw picks one observed
-offset and adds Gaussian noise of the kernel bandwidth. The script decides *whether* a
-transfer overlaps (its quota comes from the same settings), so the model draws the offset
-conditioned on its sign. Each speaker of a dialogue gets a base-gap factor, so some people
-answer faster than others. All values are seconds.
+Two sources, one interface. The human defaults (DESIGN section 5) draw the signed offset of
+every speaker transfer from one density that is continuous through zero
+(`pipeline.offset_model.JohnsonSU`, mode near +200 ms, overlaps as its left tail), solved
+from the run's targets; the script's overlap requests condition the draw on its sign
+without cutting a hole. A fitted profile (`duplexsynth fit-timing`, see
+`pipeline.fit_timing`) carries a `SegmentModel` learnt from the corpus's speech segments;
+the arranger then places segments the way the corpus does (`pipeline.timeline_segments`).
+Each speaker of a dialogue gets a base-gap factor, so some people answer faster than
+others, and the gap follows what came before (`Variety`). All values are seconds.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
-PROFILE_FORMAT = "duplexsynth-timing-profile/1"
+from pipeline.offset_model import JohnsonSU, SignedKde
+from pipeline.segment_model import SegmentModel
+
+PROFILE_FORMAT = "duplexsynth-timing-profile/2"
 
 
 @dataclass(frozen=True)
@@ -33,56 +36,6 @@ class LogNormal:
 
     def draw(self, rng: random.Random) -> float:
         return min(self.max_s, self.median_s * math.exp(rng.gauss(0.0, self.sigma)))
-
-
-@dataclass(frozen=True)
-class OffsetKde:
-    """Kernel density over observed offsets (seconds; negative = overlap).
-
-    `draw` samples the Gaussian KDE itself (an observed offset plus N(0, bandwidth_s)).
-    `draw_sign` samples one side: a Gaussian KDE over log |offset| of that side's offsets,
-    with Silverman's bandwidth of those logs. Gaps and overlap lengths are positive and
-    skewed; in log space the kernel neither crosses zero nor shifts the side's median.
-    """
-
-    samples: tuple[float, ...]
-    bandwidth_s: float
-
-    @cached_property
-    def _sides(self) -> dict[bool, tuple[tuple[float, ...], float]]:
-        sides = {}
-        for overlap in (True, False):
-            values = [abs(s) for s in self.samples if (s < 0) == overlap]
-            logs = [math.log(max(v, MIN_OFFSET_S)) for v in values]
-            sides[overlap] = (tuple(values), _silverman(logs))
-        return sides
-
-    def draw(self, rng: random.Random) -> float:
-        return rng.choice(self.samples) + rng.gauss(0.0, self.bandwidth_s)
-
-    def draw_sign(self, rng: random.Random, overlap: bool) -> float:
-        """An overlap length (overlap=True) or a gap, both >= 0 seconds."""
-        values, log_bandwidth = self._sides[overlap]
-        if not values:
-            raise ValueError(f"timing profile has no {'negative' if overlap else 'positive'} "
-                             "offsets to draw from; refit it on a corpus that has both")
-        return max(rng.choice(values), MIN_OFFSET_S) * math.exp(rng.gauss(0.0, log_bandwidth))
-
-
-MIN_OFFSET_S = 0.01  # RTTM time resolution; |offset| below it is taken as this
-
-
-def _silverman(values: list[float]) -> float:
-    """Silverman's rule of thumb, robust form: 0.9 min(sd, IQR / 1.34) n^(-1/5)."""
-    n = len(values)
-    if n < 2:
-        return 0.05
-    ordered = sorted(values)
-    mean = sum(ordered) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in ordered) / n)
-    iqr = ordered[(3 * n) // 4] - ordered[n // 4]
-    spread = min(sd, iqr / 1.34) or sd
-    return max(1e-3, 0.9 * spread * n ** -0.2)
 
 
 @dataclass(frozen=True)
@@ -110,29 +63,65 @@ class TimingTargets:
 
 
 @dataclass(frozen=True)
+class Variety:
+    """Conversation-level effects on the gap before a turn (factors on the drawn gap).
+
+    Each applies only where the script carries the information; 1.0 switches one off.
+    """
+
+    # a question gets a faster answer: responses to questions cluster at 0-200 ms
+    # (Stivers et al. 2009, PNAS 106:10587; Roberts, Torreira & Levinson 2015, Front.
+    # Psychol. 6:509); the script marks a question by its final "?"
+    question_gap_factor: float = 0.8
+    # dispreferred answers (refusals, "no", "unfortunately") come later than preferred
+    # ones (Kendrick & Torreira 2015, Discourse Processes 52:255); the script marks them
+    # by their first words (`DISPREFERRED_OPENINGS`)
+    dispreferred_gap_factor: float = 2.0
+    # other transfers: set so that the run's median gap stays on its target
+    other_gap_factor: float = 1.1
+
+
+DISPREFERRED_OPENINGS = {
+    "en": ("no", "no,", "unfortunately", "sorry", "i'm afraid", "actually", "well,"),
+    "hu": ("nem", "nem,", "sajnos", "sajnálom", "attól tartok", "hát,"),
+}
+
+
+def is_dispreferred(text: str) -> bool:
+    head = text.lower().lstrip(" .,-")
+    return any(head.startswith(opening) for openings in DISPREFERRED_OPENINGS.values()
+               for opening in openings)
+
+
+@dataclass(frozen=True)
 class TimingSettings:
     """Everything the arranger and the planner need to know about timing.
 
-    `interruption_rate` is the plan's barge-ins per speaker transfer (part of the overlapped
-    ones). `turn_overlap_ratio` and `backchannel_share` drive the plan's quotas: the share of
-    speaker transfers between turns that overlap (overlaps + barge-ins) and the share of
-    contributions that are backchannels (`plan.*_rate`, when set, override them).
-    `speaker_gap_scales` are per-speaker base-gap factors (1.0 = the population's); a
-    dialogue's speakers draw theirs from this pool.
+    `offset` is the signed-offset density of speaker transfers (human defaults), solved
+    from `turn_overlap_ratio` (less the barge-ins, which follow the reaction-time model),
+    the gap-median target, `overlap_median_s` and `tail_weight`. `interruption_rate` is
+    the plan's barge-ins per speaker transfer (part of the overlapped ones).
+    `turn_overlap_ratio` and `backchannel_share` drive the plan's quotas (`plan.*_rate`,
+    when set, override them). `speaker_gap_scales` are per-speaker base-gap factors (1.0 =
+    the population's); a dialogue's speakers draw theirs from this pool. With a profile,
+    `segment_model` is set and `offsets` is the corpus's signed-offset density.
     """
 
-    gap: LogNormal = LogNormal(0.22, 0.7, 3.0)
-    overlap: LogNormal = LogNormal(0.50, 0.5, 1.5)
+    overlap_median_s: float = 0.30
+    tail_weight: float = 0.55
+    offset_min_s: float = -3.0
+    offset_max_s: float = 3.0
     same_speaker_gap: LogNormal = LogNormal(0.45, 0.5, 3.0)
     pause: LogNormal = LogNormal(0.75, 0.35, 3.0)
-    offsets: OffsetKde | None = None
-    same_speaker_offsets: OffsetKde | None = None
+    offsets: SignedKde | None = None
+    segment_model: SegmentModel | None = None
     speaker_gap_scales: tuple[float, ...] = ()
     speaker_gap_sigma: float = 0.10
     interruption_rate: float = 0.08
     turn_overlap_ratio: float = 0.30
     backchannel_share: float = 0.18
     targets: TimingTargets = field(default_factory=TimingTargets)
+    variety: Variety = field(default_factory=Variety)
     reaction_min_s: float = 0.2
     reaction_max_s: float = 0.6
     backchannel_delay_min_s: float = 0.05
@@ -140,6 +129,15 @@ class TimingSettings:
     min_self_gap_s: float = 0.05
     tail_s: float = 0.3
     profile: str | None = None
+
+    @cached_property
+    def offset(self) -> JohnsonSU:
+        """The human-default density; see the class docstring."""
+        barge_ins = min(self.interruption_rate, 0.9 * self.turn_overlap_ratio)
+        share = (self.turn_overlap_ratio - barge_ins) / (1.0 - barge_ins)
+        return JohnsonSU.from_targets(min(max(share, 0.01), 0.99), self.targets.gap_median_s,
+                                      self.overlap_median_s, self.tail_weight,
+                                      self.offset_min_s, self.offset_max_s)
 
     @classmethod
     def from_config(cls, cfg: dict) -> TimingSettings:
@@ -154,14 +152,17 @@ class TimingSettings:
             )
 
         d = cls()
-        gap = lognormal("gap", d.gap)
+        offset = cfg.get("offset") or {}
         target = cfg.get("target") or {}
         overlap_ratio = float(target.get("overlap_transfer_ratio",
                                          d.targets.overlap_transfer_ratio))
         backchannels = float(target.get("backchannel_share", d.targets.backchannel_share))
+        variety = cfg.get("variety") or {}
         settings = cls(
-            gap=gap,
-            overlap=lognormal("overlap", d.overlap),
+            overlap_median_s=float(offset.get("overlap_median_s", d.overlap_median_s)),
+            tail_weight=float(offset.get("tail_weight", d.tail_weight)),
+            offset_min_s=float(offset.get("min_s", d.offset_min_s)),
+            offset_max_s=float(offset.get("max_s", d.offset_max_s)),
             same_speaker_gap=lognormal("same_speaker_gap", d.same_speaker_gap),
             pause=lognormal("pause", d.pause),
             speaker_gap_sigma=float(cfg.get("speaker_gap_sigma", d.speaker_gap_sigma)),
@@ -172,10 +173,11 @@ class TimingSettings:
                 overlap_transfer_ratio=overlap_ratio,
                 overlapped_speech_fraction=float(target.get(
                     "overlapped_speech_fraction", d.targets.overlapped_speech_fraction)),
-                gap_median_s=float(target.get("gap_median_s") or gap.median_s),
+                gap_median_s=float(target.get("gap_median_s") or d.targets.gap_median_s),
                 backchannel_share=backchannels,
                 definition="turns",
             ),
+            variety=Variety(**{k: float(v) for k, v in variety.items()}),
             reaction_min_s=float(cfg.get("reaction_min_s", d.reaction_min_s)),
             reaction_max_s=float(cfg.get("reaction_max_s", d.reaction_max_s)),
             backchannel_delay_min_s=float(
@@ -189,28 +191,23 @@ class TimingSettings:
         )
         if cfg.get("profile"):
             settings = settings.with_profile(load_profile(cfg["profile"]), str(cfg["profile"]))
+        else:
+            settings.offset  # noqa: B018 - an unreachable offset target fails before work
         return settings
 
     def with_profile(self, profile: dict, source: str = "") -> TimingSettings:
-        """These settings with the offsets, quotas and targets of a fitted profile."""
+        """These settings with the segment model, quotas and targets of a fitted profile."""
         from dataclasses import replace
 
-        def kde(key: str) -> OffsetKde:
-            spec = profile[key]
-            return OffsetKde(tuple(float(x) for x in spec["samples"]),
-                             float(spec["bandwidth_s"]))
-
-        stats, turns = profile["statistics"], profile["turn_statistics"]
-        pause = profile.get("pause") or {}
+        stats = profile["statistics"]
+        model = SegmentModel.from_profile(profile["segments"])
+        offsets = [o for _, _, o in model.transfers]
         return replace(
             self,
-            offsets=kde("offsets"),
-            same_speaker_offsets=kde("same_speaker_offsets"),
+            offsets=SignedKde(tuple(offsets), float(profile["segments"]["bandwidth_s"])),
+            segment_model=model,
             speaker_gap_scales=tuple(float(x) for x in profile.get("speaker_gap_scales", ())),
-            pause=LogNormal(float(pause.get("median_s", self.pause.median_s)),
-                            float(pause.get("sigma", self.pause.sigma)),
-                            float(pause.get("max_s", self.pause.max_s))),
-            turn_overlap_ratio=float(turns["overlap_ratio"]),
+            turn_overlap_ratio=float(stats["overlap_transfer_ratio"]),
             interruption_rate=float(profile.get("interruption_rate", self.interruption_rate)),
             backchannel_share=float(stats["backchannel_share"]),
             targets=TimingTargets(
@@ -226,20 +223,30 @@ class TimingSettings:
 
 def load_profile(path: str | Path) -> dict:
     """Read and check a `timing_profile.yaml` written by `duplexsynth fit-timing`."""
-    import yaml
-
     file = Path(path).expanduser()
     if not file.is_file():
         raise ValueError(f"timing.profile: {str(file)!r} does not exist; write one with "
                          "`duplexsynth fit-timing inputs=[...] out.dir=D`")
-    profile = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    stat = file.stat()
+    profile = _read_yaml(str(file.resolve()), stat.st_mtime_ns, stat.st_size)
     if profile.get("format") != PROFILE_FORMAT:
         raise ValueError(f"timing.profile: {str(file)!r} is not a {PROFILE_FORMAT} file "
                          f"(format={profile.get('format')!r}); refit it with fit-timing")
-    for key in ("statistics", "turn_statistics", "offsets", "same_speaker_offsets"):
+    for key in ("statistics", "segments"):
         if key not in profile:
             raise ValueError(f"timing.profile: {str(file)!r} lacks {key!r}; refit it")
     return profile
+
+
+@lru_cache(maxsize=8)
+def _read_yaml(path: str, mtime_ns: int, size: int) -> dict:
+    """A profile holds thousands of samples: parse it once per process (libyaml's C loader
+    when PyYAML has it), keyed by path and modification time."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=loader) or {}  # noqa: S506 - a safe loader
 
 
 class TimingModel:
@@ -264,24 +271,28 @@ class TimingModel:
     def _scale(self, speaker: str | None) -> float:
         return self.scales.get(speaker, 1.0) if speaker is not None else 1.0
 
-    def gap(self, speaker: str | None = None) -> float:
-        """Silence before `speaker` takes the floor from someone else."""
-        kde = self.settings.offsets
-        base = kde.draw_sign(self.rng, False) if kde else self.settings.gap.draw(self.rng)
-        return base * self._scale(speaker)
+    def _density(self) -> JohnsonSU | SignedKde:
+        return self.settings.offsets or self.settings.offset
+
+    def gap(self, speaker: str | None = None, previous_text: str = "", text: str = "") -> float:
+        """Silence (s) before `speaker` takes the floor from someone else, after a previous
+        turn `previous_text`, answering with `text` (see `Variety`)."""
+        base = self._density().draw(self.rng, overlap=False)
+        variety = self.settings.variety
+        if previous_text.rstrip().endswith("?"):
+            factor = variety.question_gap_factor
+            if text and is_dispreferred(text):
+                factor = variety.dispreferred_gap_factor
+        else:
+            factor = variety.other_gap_factor if previous_text else 1.0
+        return base * self._scale(speaker) * factor
 
     def overlap(self) -> float:
         """How long (s) an overlapping next turn starts before the previous one ends."""
-        kde = self.settings.offsets
-        return kde.draw_sign(self.rng, True) if kde else self.settings.overlap.draw(self.rng)
+        return -self._density().draw(self.rng, overlap=True)
 
     def same_speaker_gap(self, speaker: str | None = None) -> float:
-        kde = self.settings.same_speaker_offsets
-        if kde:
-            base = kde.draw_sign(self.rng, False)
-        else:
-            base = self.settings.same_speaker_gap.draw(self.rng)
-        return base * self._scale(speaker)
+        return self.settings.same_speaker_gap.draw(self.rng) * self._scale(speaker)
 
     def pause(self) -> float:
         return self.settings.pause.draw(self.rng)

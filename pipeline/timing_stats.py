@@ -9,7 +9,8 @@ Definitions (run.json `timing`, fitted profiles and ../shared/data/README.md agr
 - `backchannel_share` = backchannel segments / all segments (contributions).
 Which segments take part in transfers is the `definition`: "turns" leaves backchannels
 out (the human-study convention; the generator knows its backchannels), "segments" counts
-every segment, which is all one can do for a corpus without backchannel labels. With
+every speech segment as references define them (`pipeline.segments`: words merged across
+silences <= 50 ms), which is all one can do for a corpus without backchannel labels. With
 "segments" the AMI RTTMs give 0.500 / 1.11 s / 0.134 (train, 51,792 transfers) and
 0.502 / 0.97 s / 0.141 (dev, 6,888 transfers; the README's 6,887 differs by one tie).
 """
@@ -20,20 +21,16 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pipeline.segments import Interval, timeline_segments
+
+__all__ = ["Interval", "TIMING_KEYS", "TimingAccumulator", "intervals_from_timeline"]
+
 TIMING_KEYS = (
     "overlap_transfer_ratio",
     "overlapped_speech_fraction",
     "gap_median_s",
     "backchannel_share",
 )
-
-
-@dataclass(frozen=True)
-class Interval:
-    speaker: str
-    start_s: float
-    end_s: float
-    kind: str = "turn"
 
 
 DEFINITIONS = ("turns", "segments")
@@ -100,7 +97,11 @@ def _coverage(intervals: list[Interval]) -> tuple[float, float]:
     return speech, overlapped
 
 
-def intervals_from_timeline(timeline: dict) -> list[Interval]:
+def intervals_from_timeline(timeline: dict, definition: str = "turns") -> list[Interval]:
+    """The intervals a timeline is measured by: its placed turns and backchannels, or for
+    the "segments" definition the speech segments of its words, as references are made."""
+    if definition == "segments":
+        return timeline_segments(timeline)
     return [
         Interval(s["speaker"], s["start_s"], s["end_s"], s["kind"])
         for s in timeline["segments"]

@@ -54,6 +54,11 @@ class VadSettings:
     pad_s: float = 0.03
 
 
+# silero_vad.get_speech_timestamps' defaults, which Full-Duplex-Bench's scripts use
+SILERO_DEFAULTS = VadSettings(threshold=0.5, neg_threshold=0.35, min_speech_s=0.25,
+                              min_silence_s=0.1, pad_s=0.03)
+
+
 class SileroVad:
     def __init__(self, model_path: str | Path | None = None, threads: int = 1) -> None:
         import onnxruntime

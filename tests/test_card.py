@@ -33,7 +33,7 @@ from pipeline.card_plots import target_offset_density
 from pipeline.card_stats import dataset_stats
 from pipeline.dataset import iter_dialogues
 from pipeline.publish import upload_plan
-from pipeline.timing import LogNormal
+from pipeline.timing import TimingSettings
 from tests.hub_server import LocalHub
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -269,14 +269,15 @@ def test_size_categories_follow_the_hub_buckets():
 
 
 def test_target_offset_density_is_a_density_with_the_overlap_share_below_zero():
-    gap, overlap = LogNormal(0.22, 0.7, 3.0), LogNormal(0.35, 0.5, 1.5)
-    x = np.linspace(-1.5, 3.0, 200_001)
-    density = target_offset_density(x, gap, overlap, 0.3)
+    x = np.linspace(-20.0, 60.0, 400_001)
+    density = target_offset_density(x, TimingSettings().offset, 0.3)
     step = x[1] - x[0]
     below = density[x < 0].sum() * step
     total = density.sum() * step
-    assert below == pytest.approx(0.3 * 0.9999, abs=0.005)  # mass above max_s is cut
-    assert 0.97 < total <= 1.0
+    assert below == pytest.approx(0.3, abs=0.005)
+    assert 0.97 < total <= 1.001
+    near = density[(x > -0.05) & (x < 0.05)]
+    assert near.min() > 0.3 * near.max()  # continuous through zero: no hole
 
 
 def test_validate_card_rejects_a_card_without_configs(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.score import ScoreSettings, aggregate, jensen_shannon, score_sample
+from pipeline.score_native import ScoreSettings, aggregate, jensen_shannon, score_sample
 from pipeline.vad import WINDOW_S, VadSettings, segments_from_probabilities
 
 S = ScoreSettings()

@@ -36,6 +36,6 @@ def simulate(raw: dict, dialogues: int, speak: Speak,
         model = TimingModel(timing, random.Random(scenario.seed),
                             [s.id for s in scenario.speakers])
         timeline = arrange(script, utterances, model)
-        stats.add_dialogue(intervals_from_timeline(timeline.model_dump()))
+        stats.add_dialogue(intervals_from_timeline(timeline.model_dump(), target["definition"]))
         timelines.append((scenario, script, timeline))
     return target["values"], stats.result(), timelines

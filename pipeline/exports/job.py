@@ -1,5 +1,9 @@
 """`duplexsynth export dataset=D out.dir=O format=nemo|lhotse|rttm|stm` or `view=bayling|moshi`
-(`split=NAME` exports one split; unset = every split)."""
+(`split=NAME` exports one split; unset = every split).
+
+`exclude=` (dialogue ids, or an evalset folder: its dialogue_ids.txt) keeps evaluation
+dialogues out of the duplex training views (it adds to their `exclude_ids`).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 from pipeline.exports import FORMATS, VIEWS
+from pipeline.holdout import excluded_ids
 from pipeline.jobs import dataset_and_out, fail
 
 
@@ -47,11 +52,21 @@ def export_job(raw: dict) -> dict:
             chosen.append((name, registry[name]))
     if not chosen:
         fail(ValueError(f"set format=<{'|'.join(FORMATS)}> or view=<{'|'.join(VIEWS)}>"))
+    try:
+        exclude = excluded_ids(raw.get("exclude"))
+    except ValueError as error:
+        fail(error)
+    if exclude and (formats := [n for n, _ in chosen if n in FORMATS]):
+        fail(ValueError(f"exclude: the formats {formats} do not filter dialogues; exclude= "
+                        f"applies to view={sorted(VIEWS)} (export formats separately)"))
     root = Path(out).expanduser().resolve()
     modules, options = {}, {}
     try:
         for name, module in chosen:
             options[name] = dict((raw.get("options") or {}).get(name) or {})
+            if exclude:
+                options[name]["exclude_ids"] = sorted(
+                    exclude | set(options[name].get("exclude_ids") or []))
             modules[name] = import_module(module)
             preflight(name, modules[name], options[name])
         check_writable(root)

@@ -19,6 +19,7 @@ def asr_segments(dialogue_id: str, language: str, timeline: Timeline) -> list[As
                 end_s=placed.end_s,
                 text=placed.text,
                 language=language,
+                turn=placed.turn,
             )
         )
     return segments

@@ -261,8 +261,7 @@ def test_evalset_and_dpo_read_only_the_split_asked_for(dataset, tmp_path, capsys
         evalset_job({"dataset": str(dataset), "out": {"dir": str(tmp_path / "e")},
                      "split": "test"})
         manifest = (tmp_path / "e" / "manifest.jsonl").read_text().splitlines()
-        assert manifest and all(json.loads(line)["id"].rsplit("-", 2)[0] in wanted
-                                for line in manifest)
+        assert manifest and all(json.loads(line)["dialogue_id"] in wanted for line in manifest)
         dpo_job({"dataset": str(dataset), "out": {"dir": str(tmp_path / "d")},
                  "split": "test"})
         pairs = (tmp_path / "d" / "pairs.jsonl").read_text().splitlines()

@@ -116,23 +116,26 @@ def load_manifest(path: Path, source: str) -> list[dict]:
     return entries
 
 
-def synthetic_manifest(dataset: Path, settings: MixSettings) -> Path:
+def synthetic_manifest(dataset: Path, settings: MixSettings, split: str | None = None) -> Path:
     """The NeMo manifest of a synthetic dataset: the path itself if it is a manifest, else
-    an export into the cache (keyed by dataset, run.json and export options)."""
+    an export of `split` (None = all splits) into the cache (keyed by dataset, run.json,
+    split and export options)."""
     if dataset.is_file():
         return dataset
+    from pipeline.dataset import only_split
     from pipeline.exports import nemo
 
     options = {**settings.export, "segments": settings.synthetic_unit == "segments",
                "windows": settings.synthetic_unit == "windows"}
     run_json = dataset / "run.json"
     stamp = run_json.read_text(encoding="utf-8") if run_json.exists() else ""
-    key = hashlib.sha1(json.dumps([str(dataset), stamp, options], sort_keys=True,
-                                  default=str).encode()).hexdigest()[:12]
+    key = hashlib.sha1(json.dumps([str(dataset), stamp, options] + ([split] if split else []),
+                                  sort_keys=True, default=str).encode()).hexdigest()[:12]
     folder = Path(settings.cache_dir).expanduser().resolve() / f"{dataset.name}-{key}"
     manifest = folder / f"{settings.synthetic_unit}_manifest.json"
     if not (folder / "summary.json").exists():
-        nemo.export(dataset, folder, options)
+        with only_split(dataset, split, "split"):
+            nemo.export(dataset, folder, options)
     return manifest
 
 
@@ -148,16 +151,22 @@ def mix_job(raw: dict) -> dict:
     out = (raw.get("out") or {}).get("dir")
     if not out:
         fail(MixError("out.dir: missing; set out.dir=<folder for the mix>"))
+    from pipeline.dataset import check_split
+
     try:
-        card = build_mix(settings, int(raw.get("seed", 0)), Path(out).expanduser().resolve())
-    except (MixError, FileNotFoundError) as error:
+        for dataset in settings.synthetic_datasets:  # before anything is written
+            if Path(dataset).expanduser().is_dir():
+                check_split(Path(dataset).expanduser(), raw.get("split"))
+        card = build_mix(settings, int(raw.get("seed", 0)), Path(out).expanduser().resolve(),
+                         raw.get("split"))
+    except (MixError, FileNotFoundError, ValueError) as error:
         fail(error)
         raise
     print(f"mix: {json.dumps(card['hours'])} -> {out}", file=sys.stderr)
     return card
 
 
-def build_mix(settings: MixSettings, seed: int, out_dir: Path) -> dict:
+def build_mix(settings: MixSettings, seed: int, out_dir: Path, split: str | None = None) -> dict:
     real = [e for path in settings.real_manifests
             for e in load_manifest(Path(path).expanduser().resolve(), "mix.real_manifests")]
     for entry in real:
@@ -173,7 +182,7 @@ def build_mix(settings: MixSettings, seed: int, out_dir: Path) -> dict:
     synthetic: list[dict] = []
     if wanted is None or wanted > 0:
         for dataset in settings.synthetic_datasets:
-            manifest = synthetic_manifest(Path(dataset).expanduser().resolve(), settings)
+            manifest = synthetic_manifest(Path(dataset).expanduser().resolve(), settings, split)
             synthetic.extend(load_manifest(manifest, "mix.synthetic_datasets"))
     for entry in synthetic:
         entry["source"] = "synthetic"

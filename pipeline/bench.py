@@ -96,20 +96,18 @@ def writer_concurrency_speedup(latency_s: float = 0.2, dialogues_serial: int = 8
 def espeak_throughput(output_dir: Path) -> dict:
     """Raw eSpeak NG on the run's own scripts: every turn of every written dialogue with its
     scenario's voice, one process, no Ray. Audio seconds are the utterances' own lengths."""
-    import pyarrow.parquet as pq
-
+    from pipeline.dataset import iter_dialogues
     from pipeline.schema import DialogueScript, ScenarioSpec
     from pipeline.tts.espeak import EspeakBackend
 
     backend = EspeakBackend()
     backend.setup()
     jobs = []
-    for path in sorted((output_dir / "data" / "dialogues").glob("train-*.parquet")):
-        for row in pq.read_table(path, columns=["scenario", "script"]).to_pylist():
-            scenario = ScenarioSpec.model_validate_json(row["scenario"])
-            script = DialogueScript.model_validate_json(row["script"])
-            jobs += [(turn.text, scenario.speaker(turn.speaker).voice, i, turn.speaker)
-                     for i, turn in enumerate(script.turns)]
+    for row in iter_dialogues(output_dir, columns=["scenario", "script"]):
+        scenario = ScenarioSpec.model_validate(row["scenario"])
+        script = DialogueScript.model_validate(row["script"])
+        jobs += [(turn.text, scenario.speaker(turn.speaker).voice, i, turn.speaker)
+                 for i, turn in enumerate(script.turns)]
     backend.synthesize(*jobs[0])  # warm-up: voice data loaded once per process
     started = time.perf_counter()
     audio_s = sum(len(u.samples) / u.sample_rate

@@ -33,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pipeline import card_plots, paths
 from pipeline.card_stats import PHENOMENA, DatasetStats, dataset_stats
 from pipeline.dataset import DatasetNotFound, run_info, shard_paths
-from pipeline.sink import DIALOGUES, SEGMENTS
+from pipeline.dataset import splits as split_names
+from pipeline.sink import DIALOGUES, SEGMENTS, shard_pattern
 from pipeline.timing import TimingSettings
 from pipeline.timing_stats import TIMING_KEYS
 
@@ -167,9 +168,10 @@ def card_metadata(dataset: Path, stats: DatasetStats, settings: CardSettings, pr
         task_categories=list(settings.task_categories),
         tags=list(settings.tags),
     )
-    rows = {DIALOGUES: stats.dialogues, SEGMENTS: stats.segments}
+    names = split_names(dataset)
     MetadataConfigs({
-        config: {"data_files": [{"split": "train", "path": f"data/{config}/train-*.parquet"}],
+        config: {"data_files": [{"split": name, "path": f"data/{config}/{shard_pattern(name)}"}
+                                for name in names],
                  **({"default": True} if config == DIALOGUES else {})}
         for config in (DIALOGUES, SEGMENTS)
     }).to_dataset_card_data(card_data)
@@ -178,8 +180,11 @@ def card_metadata(dataset: Path, stats: DatasetStats, settings: CardSettings, pr
         features = Features.from_arrow_schema(pq.read_schema(shard_paths(dataset, config)[0]))
         files = stats.files[config]
         splits = SplitDict()
-        splits.add(SplitInfo(name="train", num_bytes=files["uncompressed_bytes"],
-                             num_examples=rows[config]))
+        for name in names:
+            per_split = stats.splits[name]
+            splits.add(SplitInfo(name=name, num_bytes=files["splits"][name]["uncompressed_bytes"],
+                                 num_examples=(per_split.dialogues if config == DIALOGUES
+                                               else per_split.segments)))
         infos[config] = DatasetInfo(features=features, splits=splits, config_name=config,
                                     download_size=files["bytes"],
                                     dataset_size=files["uncompressed_bytes"])
@@ -244,6 +249,11 @@ def card_context(dataset: Path, stats: DatasetStats, run: dict, settings: CardSe
              f"{row['segment_hours']:.3f}", row["voices"])
             for code, row in summary["languages"].items()
         ],
+        "splits": [(name, row["dialogues"], f"{row['hours']:.3f}", row["segments"],
+                    f"{row['segment_hours']:.3f}", row["voices"])
+                   for name, row in summary["splits"].items()],
+        "first_split": ("validation" if "validation" in summary["splits"]
+                        else next(iter(summary["splits"]), "train")),
         "domains": [(name, count) for name, count in stats.domains.most_common()],
         "speakers_per_dialogue": ", ".join(
             f"{n} speakers: {c}" for n, c in sorted(stats.speakers_per_dialogue.items())),

@@ -2,7 +2,7 @@
 
 Why from the shards: a dataset is often generated in several resumed runs, on several machines,
 so only the shards know what is really in it. Reading is streaming and column-wise (pyarrow
-batches of the small JSON/number columns, never the audio), so memory grows with the size of
+batches of the small nested/number columns, never the audio), so memory grows with the size of
 the dataset only through one number per dialogue, per segment (float32) and per speaker
 transfer (for the plots and the medians). All durations are seconds unless a name says hours.
 """
@@ -20,7 +20,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from pipeline.dataset import shard_paths
-from pipeline.sink import DIALOGUES, SEGMENTS, ShardWriter
+from pipeline.features import decode_columns
+from pipeline.schema import voice_id
+from pipeline.sink import DIALOGUES, SEGMENTS, ShardWriter, split_of
 from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
 
 DIALOGUE_COLUMNS = ("language", "domain", "duration_s", "speakers", "scenario", "script",
@@ -73,6 +75,9 @@ class DatasetStats:
     shard_written: int = 0
     shard_rejected: Counter[str] = field(default_factory=Counter)
     files: dict[str, dict[str, int]] = field(default_factory=dict)
+    splits: dict[str, LanguageStats] = field(default_factory=dict)
+    """Per split (train, validation, ...): rows, hours and voices, the same fields as a
+    language's; `files[config]["splits"]` holds each split's bytes."""
     asr_errors: dict[str, list[float]] = field(default_factory=dict)
     """Per language: the ASR gate's error of every segment it scored (checks.asr)."""
 
@@ -109,6 +114,7 @@ class DatasetStats:
             "generators": dict(self.generators.most_common()),
             "tts": dict(self.tts_backends.most_common()),
             "files": self.files,
+            "splits": {k: v.as_row() for k, v in sorted(self.splits.items())},
         }
 
 
@@ -119,17 +125,23 @@ def _describe(values: np.ndarray) -> dict[str, float]:
             "min": round(float(values.min()), 3), "max": round(float(values.max()), 3)}
 
 
-def _batches(paths: list[Path], columns: tuple[str, ...]) -> Iterator[dict[str, list]]:
+def _batches(paths: list[Path], columns: tuple[str, ...]) -> Iterator[tuple[str, dict]]:
+    """(split, batch as a dict of columns) for every batch of every shard."""
     for path in paths:
         parquet = pq.ParquetFile(path)
         present = [c for c in columns if c in parquet.schema_arrow.names]
         for batch in parquet.iter_batches(batch_size=256, columns=present):
-            yield batch.to_pydict()
+            yield split_of(path), batch.to_pydict()
 
 
 def voice_key(voice: dict) -> str:
-    """A speaker identity: the backend and its voice name (e.g. `espeak:en-us+m3`)."""
-    return f"{voice.get('backend', '?')}:{voice.get('name', '?')}"
+    """A speaker identity: the voice's full registry id (schema.voice_id)."""
+    return voice_id(voice) or "?"
+
+
+def _file_stats(paths: list[Path]) -> dict[str, int]:
+    return {"shards": len(paths), "bytes": sum(p.stat().st_size for p in paths),
+            "uncompressed_bytes": sum(_uncompressed(p) for p in paths)}
 
 
 def dataset_stats(dataset: Path) -> DatasetStats:
@@ -138,19 +150,24 @@ def dataset_stats(dataset: Path) -> DatasetStats:
     dialogue_paths = shard_paths(dataset, DIALOGUES)
     segment_paths = shard_paths(dataset, SEGMENTS)
     for config, paths in ((DIALOGUES, dialogue_paths), (SEGMENTS, segment_paths)):
-        stats.files[config] = {"shards": len(paths),
-                               "bytes": sum(p.stat().st_size for p in paths),
-                               "uncompressed_bytes": sum(_uncompressed(p) for p in paths)}
-    for batch in _batches(dialogue_paths, DIALOGUE_COLUMNS):
+        stats.files[config] = _file_stats(paths)
+        stats.files[config]["splits"] = {  # type: ignore[assignment]
+            name: _file_stats([p for p in paths if split_of(p) == name])
+            for name in sorted({split_of(p) for p in paths})}
+    for split, batch in _batches(dialogue_paths, DIALOGUE_COLUMNS):
         for row in _rows(batch):
-            _add_dialogue(stats, row)
-    for batch in _batches(segment_paths, SEGMENT_COLUMNS):
+            _add_dialogue(stats, decode_columns(row), stats.splits.setdefault(split,
+                                                                              LanguageStats()))
+    for split, batch in _batches(segment_paths, SEGMENT_COLUMNS):
         stats.segment_durations.append(np.asarray(batch["duration_s"], dtype=np.float32))
+        per_split = stats.splits.setdefault(split, LanguageStats())
         for language, duration in zip(batch["language"], batch["duration_s"], strict=True):
             stats.segments += 1
             stats.segment_s += duration
             stats.languages.setdefault(language, LanguageStats()).segments += 1
             stats.languages[language].segment_s += duration
+            per_split.segments += 1
+            per_split.segment_s += duration
         for language, error in zip(batch["language"], batch.get("asr_error") or [], strict=False):
             if error is not None:
                 stats.asr_errors.setdefault(language, []).append(float(error))
@@ -171,14 +188,13 @@ def _rows(batch: dict[str, list]) -> Iterator[dict[str, Any]]:
         yield dict(zip(keys, values, strict=True))
 
 
-def _add_dialogue(stats: DatasetStats, row: dict[str, Any]) -> None:
+def _add_dialogue(stats: DatasetStats, row: dict[str, Any], split: LanguageStats) -> None:
     duration = float(row["duration_s"])
     language = row["language"]
-    speakers = json.loads(row["speakers"])
-    timeline = json.loads(row["timeline"])
-    script = json.loads(row["script"])
-    scenario = json.loads(row["scenario"])
-    duplex = json.loads(row["duplex"]) if row.get("duplex") else None
+    speakers, timeline, script = row["speakers"], row["timeline"], row["script"]
+    scenario, duplex = row["scenario"], row.get("duplex")
+    split.dialogues += 1
+    split.dialogue_s += duration
 
     stats.dialogues += 1
     stats.dialogue_s += duration
@@ -197,6 +213,7 @@ def _add_dialogue(stats: DatasetStats, row: dict[str, Any]) -> None:
         key = voice_key(voice)
         voices[speaker["id"]] = key
         per_language.voices.add(key)
+        split.voices.add(key)
         if voice.get("gender"):
             stats.voice_genders[key] = voice["gender"]
     for placed in timeline["segments"]:
@@ -208,7 +225,7 @@ def _add_dialogue(stats: DatasetStats, row: dict[str, Any]) -> None:
     if duplex:
         stats.axis_events.update(event["axis"] for event in duplex.get("axis_events", []))
     stats.timing.add_dialogue(intervals_from_timeline(timeline))
-    _add_provenance(stats, json.loads(row["provenance"]) if row.get("provenance") else {})
+    _add_provenance(stats, row.get("provenance") or {})
 
 
 def realized_phenomena(timeline: dict, script: dict, assistant: str | None) -> Counter[str]:

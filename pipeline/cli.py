@@ -57,9 +57,14 @@ def usage() -> str:
 def run_job(job: str, handler: Callable[[dict], object]) -> None:
     @hydra.main(config_path=CONF_DIR, config_name=job, version_base="1.3")
     def _app(cfg: DictConfig) -> None:
+        from pipeline.dataset import clear_split
+
         raw = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(raw, dict)
-        handler(raw)
+        try:
+            handler(raw)
+        finally:
+            clear_split()  # `split=` of one job never carries into the next of a multirun
 
     _app()
 

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipeline.splits import DEFAULT_SPLITS, check_splits
+
 SUPPORTED_LANGUAGES = ("en", "hu")
 
 
@@ -243,6 +245,9 @@ class GenerateConfig(Strict):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     sink: SinkConfig = Field(default_factory=SinkConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    splits: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_SPLITS),
+        description="split name -> share of the budget (sum 1); see pipeline/splits.py")
     view: ViewSettings = Field(default_factory=ViewSettings)
     progress: bool = True
 
@@ -269,7 +274,18 @@ class GenerateConfig(Strict):
             )
         if config.budget.dialogues is None and config.budget.hours is None:
             raise ConfigError("budget: set budget.dialogues=N or budget.hours=H")
+        try:
+            config.splits = check_splits(config.splits)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if config.tts.name == "corpus" and config.tts.options.get("language") is None:
+            if len(config.languages) != 1:
+                raise ConfigError(f"tts.language: unset and languages={config.languages} has "
+                                  "more than one; a corpus has one language: set "
+                                  "languages=[<its language>]")
+            config.tts.language = config.languages[0]
         _check_backend_options(config.tts, config.languages, config.plan)
+        _check_split_voices(config)
         _check_augment(config.augment)
         _check_timing(config.timing)
         _check_writer_options(config)
@@ -337,6 +353,19 @@ def _check_backend_options(tts: TtsConfig, languages: list[str], plan: PlanConfi
             backend.pick_voices(language, most, random.Random(0))
     except (TypeError, ValueError) as error:
         raise ConfigError(f"tts ({tts.name}): {error}; see conf/tts/{tts.name}.yaml") from None
+
+
+def _check_split_voices(config: GenerateConfig) -> None:
+    """Every split needs voices of its own (pipeline/splits.py): fail now, not in a worker."""
+    from pipeline.schema import voice_id
+    from pipeline.splits import max_speakers, voice_pools
+    from pipeline.tts import backend_from_config
+
+    try:
+        voice_pools(backend_from_config(config.tts.model_dump()).voices, config.languages,
+                    config.splits, config.seed, max_speakers(config.plan.speakers), voice_id)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(str(error)) from None
 
 
 def _check_augment(augment: dict[str, Any]) -> None:

@@ -154,16 +154,19 @@ class CorpusBackend:
         self._check_language(language)
         return [{"backend": self.name, "name": speaker} for speaker in self.speakers]
 
-    def pick_voices(self, language: str, count: int, rng: random.Random) -> list[dict]:
-        """`count` distinct corpus speakers, each with up to `window` consecutive utterances
-        (corpus order) from a random start; a text the speaker already has in the window is
-        skipped so that a turn's text names exactly one recording."""
+    def pick_voices(self, language: str, count: int, rng: random.Random,
+                    pool: list[dict] | None = None) -> list[dict]:
+        """`count` distinct corpus speakers (from `pool`, a split's share of `voices()`, when
+        given), each with up to `window` consecutive utterances (corpus order) from a random
+        start; a text the speaker already has in the window is skipped so that a turn's text
+        names exactly one recording."""
         self._check_language(language)
-        if not 0 <= count <= len(self.speakers):
+        speakers = self.speakers if pool is None else [v["name"] for v in pool]
+        if not 0 <= count <= len(speakers):
             raise ValueError(f"pick_voices count={count}: the corpus has "
-                             f"{len(self.speakers)} usable speakers")
+                             f"{len(speakers)} usable speakers")
         picked = []
-        for speaker in rng.sample(self.speakers, count):
+        for speaker in rng.sample(speakers, count):
             items = self.by_speaker[speaker]
             start = rng.randrange(max(1, len(items) - self.window + 1))
             chosen: list[list] = []

@@ -1,7 +1,13 @@
 """Reading a dataset written by `generate`: the contract every later job reads (DESIGN §3).
 
-Iteration is lazy and shard by shard (pyarrow), so a job after the run never holds more
-than one shard in memory; JSON columns are parsed on demand.
+Shards live at `data/<config>/<split>-NNNNN.parquet` (names from `pipeline.sink`). Every
+reader takes `split=` (a split name, or None for all splits in name order); a job that works
+on one split wraps its body in `only_split(dataset, split)`, which checks the name first and
+makes it the default of every reader inside, so exporters need no split plumbing. Iteration is lazy
+and shard by shard (pyarrow), so a job after the run never holds more than one shard in
+memory. Nested columns (speakers, scenario, script, timeline, duplex) are typed structs in
+the Parquet files and come back as the same dicts as the models' JSON form; provenance is
+JSON text, parsed here; `channels` is a list of mono Audio cells, one per speaker.
 """
 
 from __future__ import annotations
@@ -9,23 +15,77 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import soundfile as sf
 
-JSON_COLUMNS = ("speakers", "scenario", "script", "timeline", "duplex", "provenance")
+from pipeline.features import decode_columns
+from pipeline.sink import shard_pattern, split_of
 
 
 class DatasetNotFound(FileNotFoundError):
     pass
 
 
-def shard_paths(dataset: Path, config: str) -> list[Path]:
+class UnknownSplit(ValueError):
+    pass
+
+
+_SELECTED: ContextVar[str | None] = ContextVar("duplexsynth_split", default=None)
+
+
+def select_split(dataset: Path, split: str | None, key: str = "split") -> None:
+    """Make `split` the default of every reader from now on (a job's process works on one
+    split; `jobs.dataset_and_out` calls this). Checks the name first (UnknownSplit)."""
+    check_split(dataset, split, key)
+    _SELECTED.set(split)
+
+
+def clear_split() -> None:
+    """Back to every split (the CLI calls it after each job, so a multirun never leaks)."""
+    _SELECTED.set(None)
+
+
+@contextmanager
+def only_split(dataset: Path, split: str | None, key: str = "split") -> Iterator[None]:
+    """Inside the block, readers default to `split` (None = all). Checks the name first, so
+    an unknown split fails (UnknownSplit, one line) before the job writes anything."""
+    check_split(dataset, split, key)
+    token = _SELECTED.set(split)
+    try:
+        yield
+    finally:
+        _SELECTED.reset(token)
+
+
+def splits(dataset: Path, config: str = "dialogues") -> list[str]:
+    """Split names that have shards, in name order."""
     folder = Path(dataset) / "data" / config
-    paths = sorted(folder.glob("train-*.parquet"))
+    return sorted({split_of(path) for path in folder.glob(shard_pattern())})
+
+
+def check_split(dataset: Path, split: str | None, key: str = "split") -> None:
+    """Raise UnknownSplit (one line, naming `key` and the splits there are) when `split` has
+    no shards; call it before a job writes anything."""
+    if split is None:
+        return
+    known = splits(dataset)
+    if split not in known:
+        raise UnknownSplit(f"{key}: {split!r} is not a split of {dataset}; it has "
+                           f"{known or 'no shards'} (or leave {key} unset for all splits)")
+
+
+def shard_paths(dataset: Path, config: str, split: str | None = None) -> list[Path]:
+    split = split if split is not None else _SELECTED.get()
+    folder = Path(dataset) / "data" / config
+    paths = sorted(folder.glob(shard_pattern(split)), key=lambda p: (split_of(p), p.name))
     if not paths:
+        if split is not None and splits(dataset, config):
+            check_split(dataset, split)
         raise DatasetNotFound(
             f"dataset={dataset}: no {config} shards under {folder}; point `dataset=` at a "
             "folder written by `duplexsynth generate` (it holds data/ and run.json)"
@@ -35,30 +95,40 @@ def shard_paths(dataset: Path, config: str) -> list[Path]:
 
 def iter_rows(
     dataset: Path, config: str = "dialogues", columns: Sequence[str] | None = None,
-    parse_json: bool = True,
+    parse_json: bool = True, split: str | None = None,
 ) -> Iterator[dict]:
-    for path in shard_paths(dataset, config):
+    # paths are resolved now, not at the first next(): the split in force is the caller's
+    return _rows(shard_paths(dataset, config, split), columns, parse_json)
+
+
+def _rows(paths: list[Path], columns: Sequence[str] | None, parse_json: bool) -> Iterator[dict]:
+    for path in paths:
         parquet = pq.ParquetFile(path)
         wanted = list(columns) if columns else None
         for batch in parquet.iter_batches(batch_size=16, columns=wanted):
             for row in batch.to_pylist():
-                if parse_json:
-                    for key in JSON_COLUMNS:
-                        if isinstance(row.get(key), str):
-                            row[key] = json.loads(row[key])
-                yield row
+                yield decode_columns(row) if parse_json else row
 
 
-def iter_dialogues(dataset: Path, columns: Sequence[str] | None = None) -> Iterator[dict]:
-    return iter_rows(dataset, "dialogues", columns)
+def iter_dialogues(dataset: Path, columns: Sequence[str] | None = None,
+                   split: str | None = None) -> Iterator[dict]:
+    return iter_rows(dataset, "dialogues", columns, split=split)
 
 
-def iter_segments(dataset: Path, columns: Sequence[str] | None = None) -> Iterator[dict]:
-    return iter_rows(dataset, "segments", columns)
+def iter_segments(dataset: Path, columns: Sequence[str] | None = None,
+                  split: str | None = None) -> Iterator[dict]:
+    return iter_rows(dataset, "segments", columns, split=split)
 
 
-def decode_audio(cell: dict) -> tuple[np.ndarray, int]:
-    """FLAC bytes of an Audio cell -> float32 array ((samples,) or (samples, channels)), rate."""
+def decode_audio(cell: dict | list[dict]) -> tuple[np.ndarray, int]:
+    """FLAC bytes of an Audio cell -> float32 array ((samples,) or (samples, channels)), rate.
+
+    A list of cells (the `channels` column: one mono cell per speaker) becomes one
+    (samples, speakers) array, columns in speaker order."""
+    if isinstance(cell, list):
+        decoded = [decode_audio(one) for one in cell]
+        rate = decoded[0][1]
+        return np.stack([samples for samples, _ in decoded], axis=1), rate
     samples, rate = sf.read(io.BytesIO(cell["bytes"]), dtype="float32")
     return samples, rate
 

@@ -24,8 +24,11 @@ from pipeline import paths
 from pipeline.budget import OVER_BUDGET, BudgetGoal
 from pipeline.config import GenerateConfig
 from pipeline.derive import plan_settings, timing_settings  # noqa: F401 - re-exported
+from pipeline.features import decode_columns
 from pipeline.script_check import is_deferred
 from pipeline.sink import ShardStats, ShardWriter, iter_shards, shard_indices, shard_of
+from pipeline.split_plan import budget_goal, planned_count, split_report, total_goal
+from pipeline.splits import global_index, stream_order
 from pipeline.stages import (
     STAGE_SECONDS,
     AssembleStage,
@@ -48,28 +51,15 @@ LIGHT_STAGE_CPUS = 0.25
 WORKER_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "16777216"}
 
 
-def budget_goal(config: GenerateConfig, writer: ShardWriter) -> BudgetGoal:
-    """The run's goal, already credited with the shards a previous run finished."""
-    budget = config.budget
-    goal = BudgetGoal(hours=budget.hours, dialogues=None if budget.hours else budget.dialogues,
-                      tolerance=budget.tolerance)
-    totals = writer.totals()
-    goal.written, goal.audio_s = totals.written, totals.audio_s
-    if totals.rejected.get(OVER_BUDGET):
-        goal.overshoots = goal.patience  # an earlier run stopped on an overshoot: keep its stop
-    return goal
-
-
-def planned_count(config: GenerateConfig) -> int:
-    goal = BudgetGoal(config.budget.hours, config.budget.dialogues, config.budget.tolerance)
-    return goal.planned_indices(config.sink.shard_dialogues)
 
 
 def shard_rows(row: dict, shard_dialogues: int, planned: int) -> list[dict]:
-    """Expand one shard into its scenario indices (runs inside Ray: the driver keeps shards)."""
-    shard = int(row["shard"])
-    return [{"index": index, "shard": shard, "reject": None}
-            for index in shard_indices(shard, shard_dialogues, planned)]
+    """Expand one shard of a split into its scenario indices (runs inside Ray: the driver
+    keeps shards). `local` is the index inside the split, `index` the run's (splits.py)."""
+    shard, position, count = int(row["shard"]), int(row["position"]), int(row["count"])
+    return [{"index": global_index(position, local, count), "local": local,
+             "split": row["split"], "shard": shard, "reject": None}
+            for local in shard_indices(shard, shard_dialogues, planned)]
 
 
 def plan_shard(row: dict, config: dict, shard_dialogues: int, planned: int) -> list[dict]:
@@ -83,34 +73,74 @@ def plan_shard(row: dict, config: dict, shard_dialogues: int, planned: int) -> l
 
 
 def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
-    """Run the pipeline; returns the run summary that is also written to run.json."""
+    """Run the pipeline split by split; returns the run summary also written to run.json."""
 
     root = config.output_dir
     root.mkdir(parents=True, exist_ok=True)
     writer = ShardWriter(root, config.sink.sample_rate)
     writer.remove_stale_temporaries()
-    planned = planned_count(config)
     size = config.sink.shard_dialogues
-    todo = [s for s in iter_shards(planned, size) if not writer.is_done(s)]
+    planned = {name: planned_count(config, name) for name in config.splits}
     started = time.monotonic()
-    goal = budget_goal(config, writer)
-    outcome: dict = {"deferred": Counter(), "stopped": None}
-    if todo and not goal.reached():
+    deferred: Counter[str] = Counter()
+    stopped, profiles = None, []
+    for split in stream_order(config.splits):
+        todo = [s for s in iter_shards(planned[split], size) if not writer.is_done(split, s)]
+        goal = budget_goal(config, writer, split)
+        if not todo or goal.reached():
+            continue
         _init_ray(config)
-        outcome = _stream(config, todo, writer, planned, goal)
-    summary = _summary(config, raw_config, writer, planned, time.monotonic() - started)
-    summary["budget"] = budget_goal(config, writer).report()
-    summary["counts"]["deferred"] = dict(outcome["deferred"])
-    if outcome["stopped"]:
-        summary["stopped"] = outcome["stopped"]
-    if "profile" in outcome:
-        summary["profile"] = outcome["profile"]
+        outcome = _stream(config, split, todo, writer, planned[split], goal)
+        deferred.update(outcome["deferred"])
+        profiles.append(outcome["profile"])
+        if outcome["stopped"]:
+            stopped = outcome["stopped"]
+            break
+    summary = _summary(config, raw_config, writer, sum(planned.values()),
+                       time.monotonic() - started)
+    summary["budget"] = total_goal(config, writer).report()
+    summary["splits"] = split_report(config, writer)
+    summary["counts"]["deferred"] = dict(deferred)
+    if stopped:
+        summary["stopped"] = stopped
+    if profiles:
+        summary["profile"] = _merge_profiles(profiles)
     _atomic_write(root / "run.json", json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
 
 
+def _merge_profiles(profiles: list[dict]) -> dict:
+    stage_s: Counter[str] = Counter()
+    for profile in profiles:
+        stage_s.update(profile["stage_s"])
+    return {"stage_s": {k: round(v, 3) for k, v in stage_s.items()},
+            "first_row_s": profiles[0]["first_row_s"],
+            "stream_s": round(sum(p["stream_s"] for p in profiles), 3)}
+
+
+class _StartupChatter(logging.Filter):
+    """Drops Ray's start-up notices from a normal run's terminal; real warnings still show."""
+
+    NOISE = ("Token authentication is enabled", "Progress bars disabled",
+             "execution finished in")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(noise in record.getMessage() for noise in self.NOISE)
+
+
+def _quiet_ray_startup() -> None:
+    import ray.data  # noqa: F401 - configures the ray.data loggers first
+
+    for name in ("ray", "ray.data"):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _StartupChatter) for f in handler.filters):
+                handler.addFilter(_StartupChatter())
+
+
 def _init_ray(config: GenerateConfig) -> None:
     import ray
+
+    _quiet_ray_startup()
 
     # "local" starts a private instance instead of joining whatever `ray start` left running.
     address = config.ray.address or os.environ.get("RAY_ADDRESS")
@@ -136,6 +166,7 @@ def _init_ray(config: GenerateConfig) -> None:
 
 def _stream(
     config: GenerateConfig,
+    split: str,
     shards: list[int],
     writer: ShardWriter,
     planned: int,
@@ -150,8 +181,11 @@ def _stream(
     batch = config.ray.batch_size
     size = config.sink.shard_dialogues
     dialogues = sum(len(shard_indices(s, size, planned)) for s in shards)
+    names = list(config.splits)
+    items = [{"shard": s, "split": split, "position": names.index(split), "count": len(names)}
+             for s in shards]
     dataset = (
-        ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=len(shards))
+        ray.data.from_items(items, override_num_blocks=len(shards))
         .flat_map(plan_shard, fn_kwargs={"config": stage_config, "shard_dialogues": size,
                                          "planned": planned}, num_cpus=LIGHT_STAGE_CPUS)
     )
@@ -174,7 +208,8 @@ def _stream(
             compute=ray.data.ActorPoolStrategy(size=1), num_cpus=LIGHT_STAGE_CPUS)
     dataset = (
         dataset
-        .map_batches(ValidateStage, fn_constructor_args=(stage_config, str(writer.root)),
+        .map_batches(ValidateStage, fn_constructor_args=(
+                         stage_config, str(writer.root), seen_splits(config, split)),
                      batch_size=batch, batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=1), num_cpus=LIGHT_STAGE_CPUS)
         .map_batches(SpeakStage, fn_constructor_args=(stage_config,), batch_size=batch,
@@ -197,7 +232,7 @@ def _stream(
     if goal.dialogues is not None and not goal.by_hours:
         dialogues = min(dialogues, goal.dialogues - goal.written)  # spares rarely run
     progress = tqdm(total=dialogues, unit="dlg", disable=not config.progress,
-                    desc="generate", dynamic_ncols=True, file=sys.stderr)
+                    desc=f"generate {split}", dynamic_ncols=True, file=sys.stderr)
     pending: dict[int, list[dict]] = {}
     deferred: Counter[str] = Counter()
     stopped = None
@@ -207,14 +242,14 @@ def _stream(
 
     def flush(shard: int, rows: list[dict]) -> None:
         flush_started = time.perf_counter()
-        _flush_unless_deferred(writer, shard, rows)
+        _flush_unless_deferred(writer, split, shard, rows)
         stage_s["sink"] += time.perf_counter() - flush_started
 
     for row in dataset.iter_rows():
         if first_row_s is None:
             first_row_s = time.perf_counter() - stream_started
         stage_s.update(json.loads(row.get(STAGE_SECONDS) or "{}"))
-        shard = shard_of(row["index"], size)
+        shard = shard_of(row["local"], size)
         pending.setdefault(shard, []).append(row)
         progress.update(1)
         if is_deferred(row.get("reject")):
@@ -244,14 +279,23 @@ def _stream(
     return {"deferred": deferred, "stopped": stopped, "profile": profile}
 
 
-def _flush_unless_deferred(writer: ShardWriter, shard: int, rows: list[dict]) -> None:
+def seen_splits(config: GenerateConfig, split: str) -> list[str]:
+    """Splits a fresh run has generated when `split` starts (stream order), `split` included:
+    a resumed split is checked for near-duplicates against exactly those."""
+    order = stream_order(config.splits)
+    return order[:order.index(split) + 1]
+
+
+def _flush_unless_deferred(writer: ShardWriter, split: str, shard: int,
+                           rows: list[dict]) -> None:
     if any(is_deferred(r.get("reject")) for r in rows):
-        log.warning("shard %d not written: it holds deferred rows (a rerun retries them)", shard)
+        log.warning("%s shard %d not written: it holds deferred rows (a rerun retries them)",
+                    split, shard)
         return
-    _flush(writer, shard, rows)
+    _flush(writer, split, shard, rows)
 
 
-def _flush(writer: ShardWriter, shard: int, rows: list[dict]) -> None:
+def _flush(writer: ShardWriter, split: str, shard: int, rows: list[dict]) -> None:
     rows.sort(key=lambda r: r["index"])
     stats = ShardStats(planned=len(rows))
     dialogues, segments = [], []
@@ -265,7 +309,7 @@ def _flush(writer: ShardWriter, shard: int, rows: list[dict]) -> None:
         segments.extend(pickle.loads(row["segments"]))
         stats.written += 1
         stats.audio_s += row["audio_s"]
-    writer.write(shard, dialogues, segments, stats)
+    writer.write(split, shard, dialogues, segments, stats)
 
 
 def _summary(
@@ -277,9 +321,9 @@ def _summary(
     target = timing_target(config)
     timing = TimingAccumulator(definition=target["definition"])
     for path in writer.finished_shards():
-        for text in pq.read_table(path, columns=["timeline"]).column("timeline").to_pylist():
-            timing.add_dialogue(intervals_from_timeline(json.loads(text),
-                                                        target["definition"]))
+        for value in pq.read_table(path, columns=["timeline"]).column("timeline").to_pylist():
+            timeline = decode_columns({"timeline": value})["timeline"]
+            timing.add_dialogue(intervals_from_timeline(timeline, target["definition"]))
     return {
         "config": raw_config,
         "versions": _versions(),

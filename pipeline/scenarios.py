@@ -55,6 +55,7 @@ class PlanSettings:
     next_speaker: dict[str, dict[str, float]] | None = None  # role matrix; None = default
     transfers: str = "turns"  # how the target counts transfers: "turns" or "segments"
     generator: str = "offline"
+    situations: frozenset[str] | None = None  # a split's templates (splits.py); None = all
 
 
 # Situations are one line in the scenario's own language; the slugs are shared across
@@ -225,9 +226,12 @@ def plan_scenario(
     _check_settings(settings)
     rng = random.Random(f"{run_seed}:{index}")
     language = settings.languages[index % len(settings.languages)]
-    domains = settings.domains or known_domains(language)
+    every_domain = settings.domains or known_domains(language)
+    allowed = settings.situations  # a split: only domains holding one of its templates
+    domains = [d for d in every_domain
+               if allowed is None or set(_SITUATIONS[language][d]) & allowed]
     domain = rng.choice(domains)
-    situation = rng.choice(_SITUATIONS[language][domain])
+    situation = rng.choice(_pick_from(_SITUATIONS[language][domain], allowed))
     count = _speaker_count(settings, rng)
     target_turns = rng.randint(settings.min_turns, settings.max_turns)
     seed = rng.getrandbits(63)
@@ -236,7 +240,12 @@ def plan_scenario(
     assistant_slot = rng.randrange(count)
     roles = _roles(count, assistant_slot, rng)
     if count > 2:
-        situation = rng.choice(_MEETING_SITUATIONS[language][domain])
+        meetings = _pick_from(_MEETING_SITUATIONS[language][domain], allowed)
+        if not meetings:  # the split holds no meeting template of this domain: take one it has
+            domain, meetings = rng.choice([
+                (d, _pick_from(_MEETING_SITUATIONS[language][d], allowed)) for d in every_domain
+                if _pick_from(_MEETING_SITUATIONS[language][d], allowed)])
+        situation = rng.choice(meetings)
     voice_rng = random.Random(f"{run_seed}:{index}:voices")
     picked = voices(language, count, voice_rng)
     if len(picked) != count:
@@ -255,6 +264,21 @@ def plan_scenario(
         target_turns=target_turns, phenomena=phenomena, generator=settings.generator, seed=seed,
         next_speaker=matrix,
     )
+
+
+def _pick_from(lines: tuple[str, ...], allowed: frozenset[str] | None) -> list[str]:
+    return list(lines) if allowed is None else [line for line in lines if line in allowed]
+
+
+def situation_templates(settings: PlanSettings) -> dict[str, list[str]]:
+    """Situation templates the plan can draw, grouped (language, dyad or meeting) so that a
+    split partition gives every split templates of each kind."""
+    groups: dict[str, list[str]] = {}
+    for language in settings.languages:
+        domains = settings.domains or known_domains(language)
+        for kind, table in (("dyad", _SITUATIONS), ("meeting", _MEETING_SITUATIONS)):
+            groups[f"{language}:{kind}"] = [s for d in domains for s in table[language][d]]
+    return groups
 
 
 def _speaker_count(settings: PlanSettings, rng: random.Random) -> int:

@@ -34,6 +34,16 @@ class SpeakerSpec(BaseModel):
     voice: dict = Field(default_factory=dict, description="backend-specific voice parameters")
 
 
+def voice_id(voice: dict) -> str:
+    """The one speaker identity of a voice across the dataset, its exports and the card:
+    the registry's stable `id` (`espeak:en-us+m3:adult`), else backend and name."""
+    if voice.get("id"):
+        return str(voice["id"])
+    if voice.get("name"):
+        return f"{voice.get('backend', 'tts')}:{voice['name']}"
+    return ""
+
+
 class ScenarioSpec(BaseModel):
     id: str
     index: int = Field(description="position in the run's plan; decides the shard")

@@ -10,7 +10,6 @@ over every script accepted so far, including those in finished shards of earlier
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable
@@ -182,9 +181,11 @@ class ScriptChecker:
         """Seed the index from the `script` column of finished dialogue shards (resume)."""
         import pyarrow.parquet as pq
 
-        scripts = (DialogueScript.model_validate(json.loads(text))
+        from pipeline.features import decode_columns
+
+        scripts = (DialogueScript.model_validate(decode_columns({"script": value})["script"])
                    for path in paths
-                   for text in pq.read_table(path, columns=["script"]).column("script")
+                   for value in pq.read_table(path, columns=["script"]).column("script")
                    .to_pylist())
         return self.remember(scripts)
 

@@ -17,69 +17,34 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import soundfile as sf
 
-if TYPE_CHECKING:
-    from datasets import Features
+from pipeline.features import dialogue_features, encode_columns, segment_features
 
 SHARD_META_KEY = b"duplexsynth"
 DIALOGUES = "dialogues"
 SEGMENTS = "segments"
 
 
-def dialogue_features(sample_rate: int) -> Features:
-    # `datasets` imported here, not at the top: every Ray actor imports this module for
-    # flac_bytes, and `datasets` alone costs each of them ~0.3 s of start-up.
-    from datasets import Audio, Features, Value
-
-    return Features(
-        {
-            "id": Value("string"),
-            "language": Value("string"),
-            "domain": Value("string"),
-            "audio": Audio(sampling_rate=sample_rate),
-            "channels": Audio(sampling_rate=sample_rate),
-            "duration_s": Value("float64"),
-            "num_speakers": Value("int32"),
-            "speakers": Value("string"),
-            "scenario": Value("string"),
-            "script": Value("string"),
-            "timeline": Value("string"),
-            "duplex": Value("string"),
-            "generator": Value("string"),
-            "tts": Value("string"),
-            "provenance": Value("string"),
-            "asr_error_max": Value("float64"),  # ASR gate (checks.asr): null when it is off
-            "asr_error_mean": Value("float64"),
-            "asr_retries": Value("int32"),
-        }
-    )
+def shard_name(split: str, shard: int) -> str:
+    """The one place shard files are named: `<split>-NNNNN.parquet` (Hugging Face layout,
+    `data/<config>/<split>-00000.parquet`)."""
+    return f"{split}-{shard:05d}.parquet"
 
 
-def segment_features(sample_rate: int) -> Features:
-    from datasets import Audio, Features, Value
+def shard_pattern(split: str | None = None) -> str:
+    """Glob for the shards of one split (None = every split)."""
+    return f"{split}-[0-9][0-9][0-9][0-9][0-9].parquet" if split else \
+        "*-[0-9][0-9][0-9][0-9][0-9].parquet"
 
-    return Features(
-        {
-            "id": Value("string"),
-            "dialogue_id": Value("string"),
-            "speaker": Value("string"),
-            "audio": Audio(sampling_rate=sample_rate),
-            "text": Value("string"),
-            "start_s": Value("float64"),
-            "end_s": Value("float64"),
-            "duration_s": Value("float64"),
-            "language": Value("string"),
-            "voice_id": Value("string"),
-            "asr_text": Value("string"),  # ASR gate transcript of the whole utterance
-            "asr_error": Value("float64"),  # its WER / CER against the turn's text
-        }
-    )
+
+def split_of(path: Path) -> str:
+    """The split a shard file belongs to (its name up to the shard number)."""
+    return Path(path).name.rsplit("-", 1)[0]
 
 
 def flac_bytes(samples: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> bytes:
@@ -119,7 +84,10 @@ class ShardStats:
 
 
 class ShardWriter:
-    """Writes and finds shards under `<root>/data/{dialogues,segments}/`."""
+    """Writes and finds shards under `<root>/data/{dialogues,segments}/<split>-NNNNN.parquet`.
+
+    Dialogue rows come in JSON form (nested columns as dicts, see pipeline/features.py) and
+    are written typed."""
 
     def __init__(self, root: Path, sample_rate: int) -> None:
         self.root = root
@@ -129,32 +97,35 @@ class ShardWriter:
             SEGMENTS: segment_features(sample_rate).arrow_schema,
         }
 
-    def path(self, config: str, shard: int) -> Path:
-        return self.root / "data" / config / f"train-{shard:05d}.parquet"
+    def path(self, config: str, split: str, shard: int) -> Path:
+        return self.root / "data" / config / shard_name(split, shard)
 
-    def is_done(self, shard: int) -> bool:
-        return self.path(DIALOGUES, shard).exists() and self.path(SEGMENTS, shard).exists()
+    def is_done(self, split: str, shard: int) -> bool:
+        return (self.path(DIALOGUES, split, shard).exists()
+                and self.path(SEGMENTS, split, shard).exists())
 
     def write(
-        self, shard: int, dialogues: list[dict], segments: list[dict], stats: ShardStats
+        self, split: str, shard: int, dialogues: list[dict], segments: list[dict],
+        stats: ShardStats,
     ) -> None:
+        dialogues = [encode_columns(row) for row in dialogues]
         for config, rows in ((SEGMENTS, segments), (DIALOGUES, dialogues)):
             schema = self.schemas[config].with_metadata(
                 {**(self.schemas[config].metadata or {}), SHARD_META_KEY: stats.to_json()}
             )
             table = pa.Table.from_pylist(rows, schema=schema)
-            target = self.path(config, shard)
+            target = self.path(config, split, shard)
             target.parent.mkdir(parents=True, exist_ok=True)
             temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
             pq.write_table(table, temporary, row_group_size=16, compression="zstd")
             os.replace(temporary, target)
 
-    def finished_shards(self) -> list[Path]:
-        return sorted((self.root / "data" / DIALOGUES).glob("train-*.parquet"))
+    def finished_shards(self, split: str | None = None) -> list[Path]:
+        return sorted((self.root / "data" / DIALOGUES).glob(shard_pattern(split)))
 
-    def totals(self) -> ShardStats:
+    def totals(self, split: str | None = None) -> ShardStats:
         total = ShardStats()
-        for path in self.finished_shards():
+        for path in self.finished_shards(split):
             metadata = pq.read_schema(path).metadata or {}
             if SHARD_META_KEY in metadata:
                 total.add(ShardStats.from_json(metadata[SHARD_META_KEY]))

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from pipeline.config import GenerateConfig
 from pipeline.run import _flush, plan_shard
 from pipeline.sink import ShardWriter
+from pipeline.splits import dialogue_counts
 from pipeline.stages import AssembleStage, SpeakStage, ValidateStage, WriteStage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,13 +23,19 @@ def build_dataset(root: Path, dialogues: int = 4, shard: int = 2, *overrides: st
         cfg = compose("generate", overrides=[f"budget.dialogues={dialogues}",
                                              f"sink.shard_dialogues={shard}", *overrides])
     config = GenerateConfig.check(OmegaConf.to_container(cfg, resolve=True))
-    shards = list(range((dialogues + shard - 1) // shard))
     stage_config = config.model_dump()
-    frame = pd.DataFrame([row for number in shards for row in
-                          plan_shard({"shard": number}, stage_config, shard, dialogues)])
-    for stage in (WriteStage, ValidateStage, SpeakStage, AssembleStage):
-        frame = stage(stage_config)(frame)
+    names = list(config.splits)
     writer = ShardWriter(root, config.sink.sample_rate)
-    for number in shards:
-        _flush(writer, number, [r for r in frame.to_dict("records") if r["shard"] == number])
+    for position, (name, count) in enumerate(dialogue_counts(dialogues, config.splits).items()):
+        shards = list(range((count + shard - 1) // shard))
+        if not shards:
+            continue
+        item = {"split": name, "position": position, "count": len(names)}
+        frame = pd.DataFrame([row for number in shards for row in
+                              plan_shard({**item, "shard": number}, stage_config, shard, count)])
+        for stage in (WriteStage, ValidateStage, SpeakStage, AssembleStage):
+            frame = stage(stage_config)(frame)
+        for number in shards:
+            _flush(writer, name, number,
+                   [r for r in frame.to_dict("records") if r["shard"] == number])
     return root

@@ -15,6 +15,7 @@ import soundfile as sf
 from scipy.signal import correlate
 
 from pipeline.corpus import CorpusBackend, CorpusWriter, load_corpus
+from pipeline.dataset import iter_dialogues
 from pipeline.render import render
 from pipeline.scenarios import PlanSettings, plan_scenario
 from pipeline.script_check import check_script
@@ -162,22 +163,24 @@ def test_cli_corpus_mode_with_acoustics_at_24khz(corpus, tmp_path):
         [sys.executable, "-m", "pipeline", "generate", f"sink.dir={out}",
          f"hydra.run.dir={tmp_path / 'hydra'}", "budget.dialogues=2", "sink.shard_dialogues=2",
          "progress=false", "ray.num_cpus=2", "tts=corpus", f"tts.manifest={corpus}",
-         "languages=[hu]", "augment=default", "augment.room.prob=1", "augment.noise.prob=1",
+         "languages=[hu]",  # tts.language unset: the corpus takes it from `languages`
+         "splits={train:1.0,validation:0,test:0}",  # 4 speakers: too few to split by voice
+         "augment=default", "augment.room.prob=1", "augment.noise.prob=1",
          "sink.sample_rate=24000"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     run = json.loads((out / "run.json").read_text())
     assert run["counts"]["written"] == 2
-    rows = pq.read_table(out / "data/dialogues").to_pylist()
+    rows = list(iter_dialogues(out))
     corpus_texts = {t for texts in SENTENCES.values() for t in texts}
     for row in rows:
         assert row["generator"] == "corpus" and row["tts"] == "corpus"
-        turns = json.loads(row["script"])["turns"]
+        turns = row["script"]["turns"]
         assert {t["text"] for t in turns} <= corpus_texts
-        provenance = json.loads(row["provenance"])
+        provenance = row["provenance"]
         acoustics = provenance["augment"]
         assert acoustics["enabled"] and acoustics["room"] and acoustics["noise"]
-        assert set(acoustics["gain_db"]) == {s["id"] for s in json.loads(row["speakers"])}
+        assert set(acoustics["gain_db"]) == {s["id"] for s in row["speakers"]}
         mix, rate = sf.read(io.BytesIO(row["audio"]["bytes"]))
         assert rate == 24000 and abs(len(mix) / rate - row["duration_s"]) < 0.01
     segments = pq.read_table(out / "data/segments").to_pylist()
@@ -188,7 +191,13 @@ def test_config_rejects_corpus_mode_with_another_language(corpus):
     from pipeline.config import ConfigError, GenerateConfig
 
     with pytest.raises(ConfigError, match=r"tts \(corpus\).*languages=\[hu\]"):
+        GenerateConfig.check({"tts": {"name": "corpus", "manifest": str(corpus),
+                                      "language": "hu"}, "languages": ["en", "hu"]})
+    with pytest.raises(ConfigError, match=r"tts.language: unset and languages=\['en', 'hu'\]"):
         GenerateConfig.check({"tts": {"name": "corpus", "manifest": str(corpus)},
                               "languages": ["en", "hu"]})
+    config = GenerateConfig.check({"tts": {"name": "corpus", "manifest": str(corpus)},
+                                   "languages": ["hu"], "splits": {"train": 1.0}})
+    assert config.tts.options["language"] == "hu"  # taken from `languages`
     with pytest.raises(ConfigError, match="manifest is not set"):
         GenerateConfig.check({"tts": {"name": "corpus", "manifest": None}, "languages": ["hu"]})

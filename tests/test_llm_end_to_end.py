@@ -31,7 +31,9 @@ def generate(tmp: Path, server: ChatServer, *overrides: str) -> subprocess.Compl
          "sink.shard_dialogues=2", "writer=openai", f"writer.base_url={server.base_url}",
          "writer.model=devserver", f"writer.api_key_env={KEY_ENV}", "writer.timeout_s=1.5",
          "writer.retry_initial_s=0.05", "writer.max_retries=2",
-         f"writer.cache_dir={tmp / 'cache'}", *overrides],
+         f"writer.cache_dir={tmp / 'cache'}",
+         "splits={train:1.0,validation:0,test:0}",  # faults are keyed by run index: one split
+         *overrides],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env={**os.environ, KEY_ENV: SECRET},
     )

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
+from pipeline.dataset import iter_dialogues, iter_segments
 from tests.test_fit_timing import synthetic_rttm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,16 +36,17 @@ def test_generate_meetings_with_a_profile(tmp_path: Path) -> None:
 
     fitted = yaml.safe_load(profile.read_text())["statistics"]
     assert summary["timing"]["target"]["gap_median_s"] == fitted["gap_median_s"]
-    dialogues = pq.read_table(out / "data" / "dialogues").to_pylist()
-    segments = pq.read_table(out / "data" / "segments").to_pylist()
+    dialogues = list(iter_dialogues(out, ["id", "num_speakers", "speakers", "timeline"]))
+    segments = list(iter_segments(out, ["dialogue_id", "speaker", "speaker_label", "voice_id"]))
     assert dialogues and all(d["num_speakers"] == 4 for d in dialogues)
     voice_of = {}
     for dialogue in dialogues:
-        speakers = json.loads(dialogue["speakers"])
+        speakers = dialogue["speakers"]
         assert {s["role"] for s in speakers} == {"chair", "participant", "assistant"}
         assert len({s["voice"]["id"] for s in speakers}) == 4
         voice_of.update({(dialogue["id"], s["id"]): s["voice"]["id"] for s in speakers})
-        timeline = json.loads(dialogue["timeline"])
+        timeline = dialogue["timeline"]
         assert all("addressee" in seg for seg in timeline["segments"])
-    assert all(row["voice_id"] == voice_of[(row["dialogue_id"], row["speaker"])]
+    assert all(row["voice_id"] == row["speaker"] == voice_of[(row["dialogue_id"],
+                                                               row["speaker_label"])]
                for row in segments)

@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.schema import scenario_id
+from pipeline.sink import shard_pattern
+from pipeline.splits import DEFAULT_SPLITS, dialogue_counts
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -29,7 +31,7 @@ def command(out: Path) -> list[str]:
 
 
 def shards(out: Path) -> list[Path]:
-    return sorted((out / "data" / "dialogues").glob("train-*.parquet"))
+    return sorted((out / "data" / "dialogues").glob(shard_pattern()))  # every split
 
 
 def kill_group(process: subprocess.Popen) -> None:
@@ -75,9 +77,11 @@ def test_sigkill_at_several_moments_then_rerun_gives_exactly_the_plan(tmp_path):
     rejected = sum(run["counts"]["rejected"].values())
     assert len(ids) == len(set(ids)), "a rerun duplicated rows"
     assert len(ids) + rejected == PLANNED
-    assert set(ids) <= {scenario_id(SEED, i) for i in range(PLANNED)}
+    splits = len(DEFAULT_SPLITS)  # split k holds run indices k, k + 3, k + 6 ...
+    assert set(ids) <= {scenario_id(SEED, i) for i in range(splits * PLANNED)}
     assert run["counts"]["written"] == len(ids)
-    assert len(shards(out)) == PLANNED // 2
+    assert len(shards(out)) == sum(-(-count // 2) for count in
+                                   dialogue_counts(PLANNED, DEFAULT_SPLITS).values())
     segment_dialogues = set(pq.read_table(out / "data" / "segments", columns=["dialogue_id"])
                             .column("dialogue_id").to_pylist())
     assert segment_dialogues == set(ids)

@@ -70,5 +70,5 @@ def test_engine_errors_become_counted_rejects():
     scenario = scenarios(1)[0]
     failed = finish_row({**row(scenario), "messages": [], ERROR_COLUMN: "CUDA OOM"})
     assert failed["reject"] == "llm_error" and failed["script"] is None
-    assert set(failed) == {"index", "shard", "id", "scenario", "reject", "script", "writer",
-                           "llm_usage"}
+    assert set(failed) == {"index", "local", "split", "shard", "id", "scenario", "reject",
+                           "script", "writer", "llm_usage"}

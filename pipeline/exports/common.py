@@ -1,8 +1,9 @@
 """Helpers the ASR exporters share: option checks, speaker identities, audio files, text.
 
-Speaker identity: inside a dialogue speakers are `A`, `B`…; across a dataset the same TTS
-voice is the same "speaker" for an ASR trainer, so exports name a speaker by its voice
-(`espeak:hu+f3`). Audio leaves the dataset as 16 kHz mono files (FLAC or 16-bit WAV).
+Speaker identity: inside a dialogue speakers are `spk0`, `spk1`…; across a dataset the same
+TTS voice is the same "speaker" for an ASR trainer, so every export names a speaker by its
+full voice id (`espeak:hu+f3:adult`, schema.voice_id), as the segments and the card do.
+Audio leaves the dataset as 16 kHz mono files (FLAC or 16-bit WAV).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import soundfile as sf
 import soxr
 
 from pipeline.dataset import decode_audio, iter_rows
+from pipeline.schema import voice_id
 from pipeline.textnorm import TextNormalizer
 
 AUDIO_FORMATS = {"flac": ("FLAC", "PCM_16"), "wav": ("WAV", "PCM_16")}
@@ -53,10 +55,8 @@ def normalizer(name: str, value: Any) -> TextNormalizer | None:
 
 
 def speaker_key(voice: dict, local: str) -> str:
-    """A dataset-wide speaker name from a voice: backend plus voice name (accent+variant)."""
-    if not voice or "name" not in voice:
-        return local
-    return f"{voice.get('backend', 'tts')}:{voice['name']}"
+    """The dataset-wide speaker name of a voice: its full id (local id when it has none)."""
+    return voice_id(voice or {}) or local
 
 
 def speaker_names(dataset: Path) -> dict[tuple[str, str], str]:

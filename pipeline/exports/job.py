@@ -1,4 +1,5 @@
-"""`duplexsynth export dataset=D out.dir=O format=nemo|lhotse|rttm|stm` or `view=bayling|moshi`.
+"""`duplexsynth export dataset=D out.dir=O format=nemo|lhotse|rttm|stm` or `view=bayling|moshi`
+(`split=NAME` exports one split; unset = every split).
 
 `exclude=` (dialogue ids, or an evalset folder: its dialogue_ids.txt) keeps evaluation
 dialogues out of the duplex training views (it adds to their `exclude_ids`).
@@ -7,13 +8,37 @@ dialogues out of the duplex training views (it adds to their `exclude_ids`).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from importlib import import_module
 from pathlib import Path
+from types import ModuleType
 
 from pipeline.exports import FORMATS, VIEWS
 from pipeline.holdout import excluded_ids
 from pipeline.jobs import dataset_and_out, fail
+
+
+def preflight(name: str, module: ModuleType, options: dict) -> None:
+    """Fail before anything is written: options known, the exporter's extras importable
+    (its own `check(options)` where it has one)."""
+    if hasattr(module, "check"):
+        module.check(options)
+    elif hasattr(module, "DEFAULTS"):
+        from pipeline.exports.common import check_options
+
+        check_options(name, options, module.DEFAULTS)
+
+
+def check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"out.dir: {out} is not writable ({error.strerror}); pick another "
+                         "folder") from None
 
 
 def export_job(raw: dict) -> dict:
@@ -34,12 +59,22 @@ def export_job(raw: dict) -> dict:
     if exclude and (formats := [n for n, _ in chosen if n in FORMATS]):
         fail(ValueError(f"exclude: the formats {formats} do not filter dialogues; exclude= "
                         f"applies to view={sorted(VIEWS)} (export formats separately)"))
+    root = Path(out).expanduser().resolve()
+    modules, options = {}, {}
+    try:
+        for name, module in chosen:
+            options[name] = dict((raw.get("options") or {}).get(name) or {})
+            if exclude:
+                options[name]["exclude_ids"] = sorted(
+                    exclude | set(options[name].get("exclude_ids") or []))
+            modules[name] = import_module(module)
+            preflight(name, modules[name], options[name])
+        check_writable(root)
+    except (ValueError, ImportError) as error:
+        fail(error)
     summaries = {}
-    for name, module in chosen:
-        options = dict((raw.get("options") or {}).get(name) or {})
-        if exclude:
-            options["exclude_ids"] = sorted(exclude | set(options.get("exclude_ids") or []))
-        target = Path(out).expanduser().resolve() / name
-        summaries[name] = import_module(module).export(Path(dataset).resolve(), target, options)
+    for name, _ in chosen:  # reads only `split=` (dataset_and_out selected it)
+        summaries[name] = modules[name].export(Path(dataset).resolve(), root / name,
+                                               options[name])
         print(f"{name}: {json.dumps(summaries[name])}", file=sys.stderr)
     return summaries

@@ -1,12 +1,15 @@
 """Lhotse manifests built with lhotse's own classes (optional extra `lhotse`, needs torch).
 
-Written under out_dir: recordings/<dialogue>.flac (the 16 kHz mix), recordings.jsonl.gz,
+Written under out_dir: recordings/<dialogue>.flac (the 16 kHz mix, mono: channel 0),
+recordings.jsonl.gz (sources relative to out_dir, `recordings/<dialogue>.flac`: load with
+`RecordingSet.from_file(...).with_path_prefix(out_dir)` or from inside out_dir),
 supervisions.jsonl.gz, cuts.jsonl.gz (one MonoCut per dialogue) and, with `windows=true`,
 cuts_windows.jsonl.gz (one cut per ≤ 30 s window of windows.py, its supervisions the parts
 of utterances inside it). A supervision is one placed utterance: start/duration in seconds
 of the mix, `text` normalised (textnorm.py), `custom.text_original` as written, `speaker` the
-voice-level name (as in the NeMo export) and `custom.dialogue_speaker` the dialogue's own id,
-word alignments from the timeline under `alignment["word"]`.
+voice id (the dataset's one speaker identity) and `custom.dialogue_speaker` the dialogue's own
+id; word alignments from the timeline under `alignment["word"]`, normalised like the text
+(words that normalise to nothing dropped), and as written under `alignment["word_original"]`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from pipeline.exports.common import (
     check_options,
     language_filter,
     normalizer,
-    speaker_key,
     write_audio,
 )
 from pipeline.exports.windows import cut_windows
+from pipeline.schema import voice_id
 from pipeline.textnorm import TextNormalizer
 
 DEFAULTS = {"windows": True, "window_s": 30.0, "audio_format": "flac", "sample_rate": 16000,
@@ -40,12 +43,31 @@ def _import_lhotse():
     return lhotse
 
 
+def check(options: dict) -> None:
+    """Options and the extra, before any export writes (exports/job.py)."""
+    opts = check_options("lhotse", options, DEFAULTS)
+    normalizer("lhotse.normalize", opts["normalize"])
+    _import_lhotse()
+
+
+def _alignment(words: list, language: str, norm: TextNormalizer | None,
+               origin: float) -> dict[str, list]:
+    from lhotse.supervision import AlignmentItem
+
+    def item(symbol: str, start: float, end: float) -> AlignmentItem:
+        return AlignmentItem(symbol=symbol, start=round(start - origin, 4),
+                             duration=round(end - start, 4))
+
+    normal = [(norm(w, language) if norm else w, s, e) for w, s, e in words]
+    return {"word": [item(w, s, e) for w, s, e in normal if w],
+            "word_original": [item(w, s, e) for w, s, e in words]}
+
+
 def supervisions_for(row: dict, names: dict[str, str], norm: TextNormalizer | None,
                      words_of=None, origin: float = 0.0) -> list:
     """One SupervisionSegment per placed utterance with words (or per utterance's words
     inside a window, when `words_of(index)` picks them), times relative to `origin`."""
     from lhotse import SupervisionSegment
-    from lhotse.supervision import AlignmentItem
 
     supervisions = []
     for index, placed in enumerate(row["timeline"]["segments"]):
@@ -65,8 +87,7 @@ def supervisions_for(row: dict, names: dict[str, str], norm: TextNormalizer | No
             duration=round(end - start, 4), channel=0, text=text, language=row["language"],
             speaker=names.get(placed["speaker"], placed["speaker"]),
             custom={"text_original": original, "dialogue_speaker": placed["speaker"]},
-            alignment={"word": [AlignmentItem(symbol=w, start=round(s - origin, 4),
-                                              duration=round(e - s, 4)) for w, s, e in words]},
+            alignment=_alignment(words, row["language"], norm, origin),
         ))
     return sorted(supervisions, key=lambda s: (s.start, s.id))
 
@@ -96,8 +117,9 @@ def export(dataset: Path, out_dir: Path, options: dict) -> dict:
                 continue
             path = out_dir / "recordings" / f"{row['id']}.{ext}"
             write_audio(path, cell_audio(row["audio"], rate), rate, ext)
-            recording = Recording.from_file(path, recording_id=row["id"])
-            names = {s["id"]: speaker_key(s.get("voice") or {}, s["id"])
+            # relative_path_depth=2: the source is `recordings/<id>.<ext>`, not an absolute path
+            recording = Recording.from_file(path, recording_id=row["id"], relative_path_depth=2)
+            names = {s["id"]: voice_id(s.get("voice") or {}) or s["id"]
                      for s in row["speakers"]}
             supervisions = supervisions_for(row, names, norm)
             writers["recordings"].write(recording)

@@ -9,8 +9,10 @@ which is how NeMo resolves them):
   tarred/<kind>/audio_N.tar, tarred_audio_manifest.json, sharded_manifests/manifest_N.json
                            with `tarred=true` (NeMo's tarred layout, `shard_id` per entry)
 Each line: `audio_filepath`, `duration` (s), `text` (normalised), `text_original`, `lang`,
-`speaker` (voice-level name; for a window the speaker with most words), `dialogue_id`,
-`start_s` (position in the dialogue); windows add `speakers` and `speaker_changes`.
+`speaker` (the voice id; for a window the speaker with most words), `dialogue_id`,
+`start_s` (position in the dialogue); segments add `speaker_label` (the dialogue's own id),
+windows add `speakers` (every speaker with words in the window, first appearance order)
+and `speaker_changes`.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def _segment_entries(dataset: Path, out_dir: Path, opts: dict, norm: TextNormali
             continue
         entry = {"audio_filepath": "", "duration": 0.0, "text": text,
                  "text_original": row["text"], "lang": row["language"],
-                 "speaker": names.get((row["dialogue_id"], row["speaker"]), row["speaker"]),
+                 "speaker": row["speaker"], "speaker_label": row.get("speaker_label"),
                  "dialogue_id": row["dialogue_id"], "start_s": row["start_s"]}
         if opts["offsets"]:
             entry["audio_filepath"] = f"audio/dialogues/{row['dialogue_id']}.{ext}"

@@ -2,7 +2,10 @@
 
 A speaker's activity is each placed utterance from its start to where its audio stops
 (`end_s`, the cut if it was interrupted), in seconds of the mix; speaker labels are the
-dialogue's own ids (A, B…), which is all a DER scorer needs. Beside them: UEM files (the
+voice ids (the dataset's one speaker identity, no spaces). The channel field is
+`options.rttm.channel`, 0 by default: Lhotse's `SupervisionSet.from_rttm` takes it as the
+0-based channel of the recording, so 0 validates against the mono mixes (DER scorers ignore
+the field; set 1 for the NIST habit). Beside them: UEM files (the
 scored region: the whole dialogue), the mixes as 16 kHz audio, and a NeMo diarization
 manifest (`audio_filepath`, `offset`, `duration`, `num_speakers`, `rttm_filepath`,
 `uem_filepath`) so NeMo's and pyannote's evaluation tools read the same references.
@@ -17,20 +20,27 @@ from pipeline.exports.common import (
     cell_audio,
     check_options,
     language_filter,
+    speaker_key,
     write_audio,
     write_jsonl,
 )
 
-DEFAULTS = {"audio": True, "audio_format": "flac", "sample_rate": 16000, "languages": None}
+DEFAULTS = {"audio": True, "audio_format": "flac", "sample_rate": 16000, "languages": None,
+            "channel": 0}
 
 
-def rttm_lines(dialogue_id: str, timeline: dict) -> list[str]:
+def rttm_lines(dialogue_id: str, timeline: dict, names: dict[str, str] | None = None,
+               channel: int = 0) -> list[str]:
+    """One SPEAKER line per placed utterance with words; `names` maps the dialogue's speaker
+    ids to dataset-wide names (voice ids)."""
+    names = names or {}
     lines = []
     for placed in sorted(timeline["segments"], key=lambda p: (p["start_s"], p["speaker"])):
         duration = placed["end_s"] - placed["start_s"]
         if duration > 0 and placed["words"]:
-            lines.append(f"SPEAKER {dialogue_id} 1 {placed['start_s']:.3f} {duration:.3f} "
-                         f"<NA> <NA> {placed['speaker']} <NA> <NA>")
+            speaker = names.get(placed["speaker"], placed["speaker"])
+            lines.append(f"SPEAKER {dialogue_id} {channel} {placed['start_s']:.3f} "
+                         f"{duration:.3f} <NA> <NA> {speaker} <NA> <NA>")
     return lines
 
 
@@ -38,7 +48,7 @@ def export(dataset: Path, out_dir: Path, options: dict) -> dict:
     opts = check_options("rttm", options, DEFAULTS)
     wanted = language_filter(opts)
     rate, ext = int(opts["sample_rate"]), opts["audio_format"]
-    columns = ["id", "language", "timeline", "num_speakers", "duration_s"]
+    columns = ["id", "language", "timeline", "num_speakers", "duration_s", "speakers"]
     columns += ["audio"] if opts["audio"] else []
     everything: list[str] = []
     manifest: list[dict] = []
@@ -46,7 +56,8 @@ def export(dataset: Path, out_dir: Path, options: dict) -> dict:
     for row in iter_dialogues(dataset, columns=columns):
         if wanted is not None and row["language"] not in wanted:
             continue
-        lines = rttm_lines(row["id"], row["timeline"])
+        names = {s["id"]: speaker_key(s.get("voice") or {}, s["id"]) for s in row["speakers"]}
+        lines = rttm_lines(row["id"], row["timeline"], names, int(opts["channel"]))
         everything.extend(lines)
         rttm = out_dir / "rttm" / f"{row['id']}.rttm"
         uem = out_dir / "uem" / f"{row['id']}.uem"

@@ -3,7 +3,8 @@
 STM lines are `<dialogue> 1 <speaker> <begin> <end> <words>` sorted by begin time, with the
 normalised text (textnorm.py) because WER is scored on normalised words; SegLST entries
 (`session_id`, `speaker`, `start_time`, `end_time`, `words`) also keep `words_original`.
-Times are seconds of the mix; speakers are the dialogue's own ids.
+Times are seconds of the mix; speakers are voice ids (the segments' `speaker`), so the same
+voice is one speaker across sessions.
 """
 
 from __future__ import annotations

@@ -130,9 +130,11 @@ class CoquiBackend:
             base = [{"backend": self.name, "name": "default"}]
         return [{**voice, "language": primary} for voice in base]
 
-    def pick_voices(self, language: str, count: int, rng: random.Random) -> list[dict]:
-        """`count` distinct voices; a single-voice model may only serve one speaker."""
-        registry = self.voices(language)
+    def pick_voices(self, language: str, count: int, rng: random.Random,
+                    pool: list[dict] | None = None) -> list[dict]:
+        """`count` distinct voices (from `pool`, a split's share of the registry, when given);
+        a single-voice model may only serve one speaker."""
+        registry = self.voices(language) if pool is None else list(pool)
         if count > len(registry):
             raise ValueError(f"pick_voices count={count}: only {len(registry)} coqui voice(s) "
                              "for this model; add reference wavs to tts.speaker_wavs or names "

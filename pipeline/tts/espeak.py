@@ -389,14 +389,16 @@ class EspeakBackend:
 
     def pick_voices(
         self, language: str, count: int, rng: random.Random,
-        attributes: list[dict] | None = None,
+        attributes: list[dict] | None = None, pool: list[dict] | None = None,
     ) -> list[dict]:
         """`count` registry voices with distinct variants (so they sound distinct).
 
         `attributes` (one dict per speaker, keys `gender` / `age_band`) narrow each pick;
-        without them genders alternate from a random start and age bands are drawn.
+        without them genders alternate from a random start and age bands are drawn. `pool`
+        (a split's share of the registry) limits the choice; a drawn gender or age band the
+        pool lacks is then relaxed rather than failing.
         """
-        registry = self.voices(language)
+        registry = self.voices(language) if pool is None else list(pool)
         variants = {v["name"].split("+")[1] for v in registry}
         if not 0 <= count <= len(variants):
             raise ValueError(
@@ -413,12 +415,15 @@ class EspeakBackend:
             wanted = dict(attributes[slot]) if attributes else {
                 "gender": genders[(first + slot) % len(genders)],
                 "age_band": rng.choice(AGE_BANDS)}
-            pool = [v for v in registry if v["name"].split("+")[1] not in used
-                    and all(v.get(k) == value for k, value in wanted.items())]
-            if not pool:
+            unused = [v for v in registry if v["name"].split("+")[1] not in used]
+            candidates = [v for v in unused if all(v.get(k) == val for k, val in wanted.items())]
+            if not candidates and pool is not None and not attributes:
+                candidates = ([v for v in unused if v.get("gender") == wanted["gender"]]
+                              or unused)
+            if not candidates:
                 raise ValueError(f"pick_voices: no unused {language!r} voice with {wanted}; "
                                  f"available attributes: gender {genders}, age_band {AGE_BANDS}")
-            voice = rng.choice(pool)
+            voice = rng.choice(candidates)
             used.add(voice["name"].split("+")[1])
             picked.append(voice)
         return picked

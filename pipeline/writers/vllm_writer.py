@@ -24,7 +24,7 @@ from pipeline.script_check import ScriptRejected, check_script
 from pipeline.writers.parsing import parse_script
 from pipeline.writers.settings import VllmSettings, writer_settings
 
-ROW_KEYS = ("index", "shard", "id", "scenario", "reject")
+ROW_KEYS = ("index", "local", "split", "shard", "id", "scenario", "reject")
 ERROR_COLUMN = "__inference_error__"
 
 

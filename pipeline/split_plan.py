@@ -1,0 +1,97 @@
+"""The driver's side of splits: each split's plan settings and voice picker, its budget goal
+credited with finished shards, and the per-split report in run.json (pipeline/splits.py
+holds the pure partition rules)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pipeline.budget import OVER_BUDGET, BudgetGoal
+from pipeline.config import GenerateConfig
+from pipeline.scenarios import PlanSettings, situation_templates
+from pipeline.schema import voice_id
+from pipeline.sink import ShardWriter
+from pipeline.splits import (
+    dialogue_counts,
+    max_speakers,
+    pool_picker,
+    stream_order,
+    template_pools,
+    voice_pools,
+)
+
+
+def split_plan_settings(config: GenerateConfig, backend, base: PlanSettings) -> tuple[dict, dict]:
+    """split -> PlanSettings (`base` limited to the split's situation templates) and split ->
+    voice picker (its voices): the partitions of pipeline/splits.py, the same for every
+    worker of a run."""
+    allowed, _ = template_pools(situation_templates(base), config.splits, config.seed)
+    pools = voice_pools(backend.voices, config.languages, config.splits, config.seed,
+                        max_speakers(base.speakers), voice_id)
+    settings = {name: replace(base, situations=frozenset(allowed[name]))
+                for name in config.splits}
+    return settings, {name: pool_picker(backend, pools[name]) for name in config.splits}
+
+
+def split_goal(config: GenerateConfig, split: str) -> BudgetGoal:
+    """The split's own goal before any credit: its share of the dialogues or the hours."""
+    budget = config.budget
+    if budget.hours:
+        return BudgetGoal(hours=budget.hours * config.splits[split], dialogues=None,
+                          tolerance=budget.tolerance)
+    return BudgetGoal(hours=None, tolerance=budget.tolerance,
+                      dialogues=dialogue_counts(budget.dialogues or 0, config.splits)[split])
+
+
+def budget_goal(config: GenerateConfig, writer: ShardWriter, split: str) -> BudgetGoal:
+    """The split's goal, already credited with the shards a previous run finished. The split
+    generated last (the largest) takes the hours the others did not write, within the band
+    of the whole budget, so the total lands within `budget.tolerance` of `budget.hours`."""
+    goal = split_goal(config, split)
+    if goal.by_hours and split == stream_order(config.splits)[-1]:
+        assert config.budget.hours is not None
+        others = sum(writer.totals(name).audio_s for name in config.splits if name != split)
+        goal.hours = max(config.budget.hours - others / 3600, 1e-9)
+        goal.tolerance = min(0.99, config.budget.tolerance * config.budget.hours / goal.hours)
+    totals = writer.totals(split)
+    goal.written, goal.audio_s = totals.written, totals.audio_s
+    if totals.rejected.get(OVER_BUDGET):
+        goal.overshoots = goal.patience  # an earlier run stopped on an overshoot: keep its stop
+    return goal
+
+
+def total_goal(config: GenerateConfig, writer: ShardWriter) -> BudgetGoal:
+    """The whole budget over every split, for the report."""
+    budget = config.budget
+    goal = BudgetGoal(hours=budget.hours, dialogues=None if budget.hours else budget.dialogues,
+                      tolerance=budget.tolerance)
+    totals = writer.totals()
+    goal.written, goal.audio_s = totals.written, totals.audio_s
+    return goal
+
+
+def planned_count(config: GenerateConfig, split: str) -> int:
+    """Scenario indices planned for one split (0 when its share rounds to no dialogue)."""
+    goal = split_goal(config, split)
+    if goal.dialogues == 0:
+        return 0
+    return goal.planned_indices(config.sink.shard_dialogues)
+
+
+def split_report(config: GenerateConfig, writer: ShardWriter) -> dict:
+    """Per split: share asked, dialogues and hours written, share of the written hours."""
+    import pyarrow.parquet as pq
+
+    total_s = writer.totals().audio_s
+    report = {}
+    for name, share in config.splits.items():
+        totals = writer.totals(name)
+        voices = set()
+        for path in writer.finished_shards(name):
+            voices.update(pq.read_table(path.parent.parent / "segments" / path.name,
+                                        columns=["voice_id"]).column("voice_id").to_pylist())
+        report[name] = {"share": share, "dialogues": totals.written,
+                        "hours": round(totals.audio_s / 3600, 4),
+                        "written_share": round(totals.audio_s / total_s, 4) if total_s else 0.0,
+                        "voices": len(voices)}
+    return report

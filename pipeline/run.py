@@ -23,7 +23,8 @@ from typing import Any
 from pipeline.budget import OVER_BUDGET, BudgetGoal
 from pipeline.config import GenerateConfig
 from pipeline.scenarios import PlanSettings
-from pipeline.script_check import is_deferred
+from pipeline.schema import ScenarioSpec
+from pipeline.script_check import WriterStopped, is_deferred
 from pipeline.sink import ShardStats, ShardWriter, iter_shards, shard_indices, shard_of
 from pipeline.stages import (
     STAGE_SECONDS,
@@ -124,6 +125,7 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
     goal = budget_goal(config, writer)
     outcome: dict = {"deferred": Counter(), "stopped": None}
     if todo and not goal.reached():
+        check_writer_fits(config, todo, planned)
         _init_ray(config)
         outcome = _stream(config, todo, writer, planned, goal)
     summary = _summary(config, raw_config, writer, planned, time.monotonic() - started)
@@ -131,10 +133,39 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
     summary["counts"]["deferred"] = dict(outcome["deferred"])
     if outcome["stopped"]:
         summary["stopped"] = outcome["stopped"]
+    if outcome.get("writer_error"):
+        summary["writer_error"] = outcome["writer_error"]
+    summary["reject_examples"] = outcome.get("reject_examples", {})
     if "profile" in outcome:
         summary["profile"] = outcome["profile"]
     _atomic_write(root / "run.json", json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
+
+
+PREFLIGHT_SCENARIOS = 32
+"""Scenarios whose prompts are sized before a run: planning them costs milliseconds."""
+
+
+def check_writer_fits(config: GenerateConfig, shards: list[int], planned: int) -> None:
+    """Stop before any work when an LLM prompt cannot fit the server's context with room
+    for its answer (pipeline/writers/context.py); raises WriterStopped with the one line."""
+    if config.writer.name != "openai" or config.tts.name == "corpus":
+        return
+    from pipeline.writers import make_writer
+    from pipeline.writers.context import ContextTooSmall
+
+    stage_config = config.model_dump()
+    planner = PlanStage(stage_config)
+    planner.setup()
+    writer = make_writer(stage_config["writer"], stage_config.get("checks"))
+    size = config.sink.shard_dialogues
+    indices = [i for s in shards for i in shard_indices(s, size, planned)]
+    for index in indices[:PREFLIGHT_SCENARIOS]:
+        row = planner.process({"index": index, "shard": shard_of(index, size), "reject": None})
+        try:
+            writer.plan_request(ScenarioSpec.model_validate_json(row["scenario"]))
+        except ContextTooSmall as error:
+            raise WriterStopped(str(error)) from None
 
 
 def _init_ray(config: GenerateConfig) -> None:
@@ -218,6 +249,8 @@ def _stream(
     pending: dict[int, list[dict]] = {}
     deferred: Counter[str] = Counter()
     stopped = None
+    writer_error = None
+    reject_examples: dict[str, str] = {}
     stage_s: Counter[str] = Counter()
     first_row_s = None
     stream_started = time.perf_counter()
@@ -234,6 +267,12 @@ def _stream(
         shard = shard_of(row["index"], size)
         pending.setdefault(shard, []).append(row)
         progress.update(1)
+        if row.get("reject") and row.get("reject_detail"):
+            reject_examples.setdefault(row["reject"], row["reject_detail"])
+        if row.get("writer_error"):
+            stopped = writer_error = row["writer_error"]
+            log.warning("%s", writer_error)
+            break
         if is_deferred(row.get("reject")):
             deferred[row["reject"]] += 1
             if row["reject"].endswith("budget_exhausted"):
@@ -258,7 +297,8 @@ def _stream(
     profile = {"stage_s": {k: round(v, 3) for k, v in stage_s.items()},
                "first_row_s": round(first_row_s or 0.0, 3),
                "stream_s": round(time.perf_counter() - stream_started, 3)}
-    return {"deferred": deferred, "stopped": stopped, "profile": profile}
+    return {"deferred": deferred, "stopped": stopped, "profile": profile,
+            "writer_error": writer_error, "reject_examples": reject_examples}
 
 
 def _flush_unless_deferred(writer: ShardWriter, shard: int, rows: list[dict]) -> None:

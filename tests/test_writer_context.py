@@ -85,7 +85,7 @@ def test_prompt_that_cannot_fit_stops_before_any_request(key):
             writer.write_many([scenario])
         assert server.requests_seen == []
     message = str(error.value)
-    prompt = estimate_tokens(PromptSet().messages(scenario, turn_chars=400))
+    prompt = estimate_tokens(PromptSet().messages(scenario, turn_chars=300))
     assert f"needs about {prompt} tokens" in message and "1024 tokens per request" in message
     assert "writer.few_shot=0" in message and "--max-model-len" in message
     assert "\n" not in message
@@ -115,7 +115,7 @@ def test_repair_round_that_would_overflow_is_skipped(key):
         sent = len(server.requests_seen)
         # the writer knows the limit: it does not send a repair round that cannot fit
         server.n_ctx = None
-        tight = estimate_tokens(messages) + typical_answer_tokens(scenario, 400) + 10
+        tight = estimate_tokens(messages) + typical_answer_tokens(scenario, 300) + 10
         writer = make_writer({**config, "context_tokens": tight}, CHECKS)
         skipped = writer.write_many([scenario])[0]
         skipped_usage = writer.pop_usage(scenario.id)

@@ -2,11 +2,11 @@
 
 A chat request must hold the prompt and the whole answer inside the context the server gives
 one request: llama.cpp's `-c` divided by `--parallel` slots, vLLM's `--max-model-len`, a hosted
-model's window. This module estimates the prompt (UTF-8 bytes per token, calibrated on the
-SmolLM2 tokenizer, whose 49k-token vocabulary splits Hungarian finely, so bigger tokenizers
-come out smaller than the estimate), derives the answer budget from the scenario's turn
-budget, asks the server for its limit where it publishes one, and recognises the
-context-overflow answers of llama.cpp, vLLM, SGLang and OpenAI.
+model's window. This module estimates the prompt from its UTF-8 size, derives the answer
+budget from the scenario's turn budget, asks the server for its limit where it publishes one,
+and recognises the context-overflow answers of llama.cpp, vLLM, SGLang and OpenAI. The
+estimates are deliberately simple (no tokenizer: the writer does not know the server's);
+the server's own overflow answer is the backstop.
 """
 
 from __future__ import annotations
@@ -21,16 +21,19 @@ from dataclasses import dataclass
 from pipeline.schema import ScenarioSpec
 from pipeline.script_check import turn_bounds
 
-BYTES_PER_TOKEN = 2.6
-"""UTF-8 bytes per token of our prompts; measured on the SmolLM2 tokenizer (see README)."""
+BYTES_PER_TOKEN = 3.0
+"""UTF-8 bytes per token of our prompts (JSON schema, brief, script). The English prompt is
+6.1 kB, which SmolLM2's 49k-token vocabulary makes about 1,900 tokens (3.2 bytes per token);
+larger vocabularies (Llama 3, Qwen 2.5) need fewer tokens, Hungarian text needs more."""
 MESSAGE_TOKENS = 6
 """Chat-template tokens around each message (role markers, separators)."""
 ANSWER_HEADER_TOKENS = 40
 """`{"scenario_id": ..., "language": ..., "turns": [` and the closing brackets."""
-TURN_OVERHEAD_TOKENS = 45
-"""The keys and default values of one turn object, as a grammar-constrained server writes it."""
-TYPICAL_TURN_SHARE = 0.4
-"""Share of `turn_chars` an average turn uses: the answer room below which a run stops."""
+TURN_OVERHEAD_TOKENS = 40
+"""The keys and default values of one turn object (~120 bytes of JSON besides the text)."""
+TYPICAL_TURN_CHARS = 80
+"""Text of an average turn (the few-shot examples average 66-69 characters): with it, the
+answer of the asked length sets the room below which a run stops."""
 DEFAULT_TOLERANCE = 1.0
 """Turn-count tolerance assumed for bounds when checks.turn_tolerance is off."""
 
@@ -71,7 +74,7 @@ def answer_tokens(scenario: ScenarioSpec, turn_chars: int, turn_tolerance: float
 def typical_answer_tokens(scenario: ScenarioSpec, turn_chars: int) -> int:
     """An answer of the asked length with average turns: the least room worth a request."""
     items = scenario.target_turns + scenario.phenomena.backchannels
-    return ANSWER_HEADER_TOKENS + items * turn_tokens(round(turn_chars * TYPICAL_TURN_SHARE))
+    return ANSWER_HEADER_TOKENS + items * turn_tokens(min(turn_chars, TYPICAL_TURN_CHARS))
 
 
 def is_context_overflow(text: str) -> bool:

@@ -68,7 +68,7 @@ class OpenAISettings(_LlmSettings):
     max_tokens: int | None = Field(
         None, ge=64, description="cap on completion tokens per request; null = derived from "
         "the scenario's turn budget and writer.turn_chars (pipeline/writers/context.py)")
-    turn_chars: int = Field(400, ge=20, le=4000,
+    turn_chars: int = Field(300, ge=20, le=4000,
                             description="maxLength of one turn's text in the JSON schema")
     few_shot: int = Field(1, ge=0, le=1, description="example dialogues in the prompt (0 or 1)")
     context_tokens: int | None = Field(

@@ -267,9 +267,10 @@ def _stream(
         shard = shard_of(row["index"], size)
         pending.setdefault(shard, []).append(row)
         progress.update(1)
-        if row.get("reject") and row.get("reject_detail"):
+        # str checks: a column only some rows of a batch set comes back as None or NaN
+        if row.get("reject") and isinstance(row.get("reject_detail"), str):
             reject_examples.setdefault(row["reject"], row["reject_detail"])
-        if row.get("writer_error"):
+        if isinstance(row.get("writer_error"), str):
             stopped = writer_error = row["writer_error"]
             log.warning("%s", writer_error)
             break

@@ -147,3 +147,18 @@ def test_context_overflow_messages_are_recognised(message):
 def test_other_bad_requests_are_not_overflows():
     assert not is_context_overflow("response_format json_schema is not supported")
     assert not is_context_overflow("invalid api key")
+
+
+def test_write_stage_turns_a_stopped_writer_into_one_message_per_row(key):
+    import pandas as pd
+
+    from pipeline.stages import WriteStage
+
+    batch = pd.DataFrame([{"index": s.index, "id": s.id, "scenario": s.model_dump_json(),
+                           "reject": None} for s in scenarios(2)])
+    with ChatServer(api_key=key, n_ctx=600) as server:
+        config = {"tts": {"name": "espeak"}, "checks": CHECKS, "budget": {},
+                  "writer": writer_config(server.base_url, None, context_tokens=8192)}
+        rows = WriteStage(config)(batch).to_dict("records")
+    assert [row["reject"] for row in rows] == ["deferred:writer_stopped"] * 2
+    assert all("exceeds the available context size" in row["writer_error"] for row in rows)

@@ -154,10 +154,17 @@ class OpenAIWriter:
         schema = script_schema(settings.turn_chars, max_turns(scenario, self.turn_tolerance))
         return messages, Request(max_tokens, schema)
 
-    def _repair_fits(self, scenario: ScenarioSpec, messages: list[dict]) -> bool:
+    def _repair_request(self, scenario: ScenarioSpec, messages: list[dict], first: Request
+                        ) -> Request | None:
+        """The repair round's request: `max_tokens` shrunk to the room its longer prompt
+        leaves, or None when that room is below a typical answer (the round is skipped)."""
         limit = self.context_limit()
-        return limit is None or estimate_tokens(messages) + typical_answer_tokens(
-            scenario, self.settings.turn_chars) <= limit.tokens
+        if limit is None:
+            return first
+        room = limit.tokens - estimate_tokens(messages)
+        if room < typical_answer_tokens(scenario, self.settings.turn_chars):
+            return None
+        return Request(min(first.max_tokens, room), first.schema)
 
     @property
     def generator(self) -> str:
@@ -224,11 +231,12 @@ class OpenAIWriter:
                         raise
                     repair = [*messages, {"role": "assistant", "content": answer.content},
                               self.prompts.repair(scenario.language, rejected.detail)]
-                    if not self._repair_fits(scenario, repair):
+                    repair_request = self._repair_request(scenario, repair, request)
+                    if repair_request is None:
                         usage["repairs_skipped"] += 1
                         raise
                     usage["repairs"] += 1
-                    messages = repair
+                    messages, request = repair, repair_request
         except ScriptRejected as rejected:
             return rejected
         raise AssertionError("unreachable")

@@ -28,8 +28,10 @@ from tests.llm_support import scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-RUN_BOUND_S = 240
-"""Wall-time bound of one 2-dialogue run on 2 busy cores (measured: see README)."""
+RUN_BOUND_S = 420
+"""Wall-time bound of one 2-dialogue run on 2 cores: Ray start-up plus up to ~8 requests of a
+~1,900-token prompt and at most 558 answer tokens, two at a time. Not yet measured on an idle
+machine (see README); tighten it once CI reports the real figure."""
 SHORT = ("budget.dialogues=2", "sink.shard_dialogues=2", "languages=[en]", "plan.min_turns=4",
          "plan.max_turns=4", "writer.turn_chars=100", "writer.concurrency=2",
          "writer.temperature=0.3")
@@ -79,7 +81,7 @@ def test_server_takes_the_bounded_json_schema(server):
     schema = script_schema(turn_chars=60, max_turns=3)
     body = {"model": "smollm2", "messages": PromptSet().messages(scenario, few_shot=0,
                                                                  turn_chars=60),
-            "max_tokens": 400, "temperature": 0.3,
+            "max_tokens": 800, "temperature": 0.3,
             "response_format": {"type": "json_schema", "json_schema": {
                 "name": "DialogueScript", "schema": schema, "strict": False}}}
     request = urllib.request.Request(f"{server.base_url}/chat/completions",
@@ -87,7 +89,9 @@ def test_server_takes_the_bounded_json_schema(server):
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=300) as answer:  # raises on a 4xx / 5xx
         data = json.loads(answer.read())
-    script = json.loads(data["choices"][0]["message"]["content"])
+    choice = data["choices"][0]
+    assert choice["finish_reason"] == "stop", "the schema bounds the answer below max_tokens"
+    script = json.loads(choice["message"]["content"])
     assert 2 <= len(script["turns"]) <= 3
     assert all(len(turn["text"]) <= 60 for turn in script["turns"])
     assert data["usage"]["prompt_tokens"] > 0

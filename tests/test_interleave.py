@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.exports.interleave import Ratio, interleave, rebuild, slot_events
+from pipeline.exports.interleave import (
+    SPEECH_PAD,
+    Ratio,
+    check_backchannel_policy,
+    interleave,
+    rebuild,
+)
 from pipeline.exports.moshi import text_frames
 from pipeline.labels.tokens import DuplexTokens
+from pipeline.schema import FrameEvent
 from tests.test_duplex_axes import labels_of, seg
 
 TOKENS = DuplexTokens()
@@ -23,26 +30,32 @@ def dialogue_labels():
 
 
 @pytest.mark.parametrize("ratio", ["10:5:10", "10:10:10", "8:4:8"])
-@pytest.mark.parametrize("offset", [0, 1, 2])
+@pytest.mark.parametrize("offset", [1, 2])
 def test_interleave_rebuilds_states_and_events(ratio, offset):
     labels = dialogue_labels()
     r = Ratio.parse(ratio)
-    blocks = interleave(labels, r, TOKENS, offset)
+    blocks = interleave(labels, r, TOKENS, offset, backchannel_policy="token")
     assert all(len(b["user"]) == r.user and len(b["text"]) == r.text
                and len(b["assistant"]) == r.assistant for b in blocks)
-    user_frames = [f for b in blocks for f in b["user"] if f >= 0]
-    assistant_frames = [f for b in blocks for f in b["assistant"] if f >= 0]
+    slots = [f for b in blocks for f in b["user"] + b["assistant"]]
+    assert all(isinstance(f, int) or f == SPEECH_PAD for f in slots)  # never -1
+    user_frames = [f for b in blocks for f in b["user"] if isinstance(f, int)]
+    assistant_frames = [f for b in blocks for f in b["assistant"] if isinstance(f, int)]
     assert user_frames == list(range(labels.num_frames))
     assert assistant_frames == list(range(labels.num_frames))
     # causal: the assistant frames of a block come `offset` blocks after its user frames
     for b in blocks:
-        if b["user"][0] >= 0 and b["assistant"][0] >= 0:
+        if isinstance(b["user"][0], int) and isinstance(b["assistant"][0], int):
             assert b["assistant"][0] - b["user"][0] == offset * r.user
     state, events = rebuild(blocks, r, TOKENS, labels.num_frames)
     assert state == [str(s) for s in labels.state]
-    assert events == slot_events(labels, r)
-    kinds = {kind for _, kind in events}
-    assert {"TURN_START", "TURN_END", "YIELD", "BC_START"} <= kinds
+    k = r.frames_per_text
+    expected = [(f // k, str(e)) for f, e in enumerate(labels.event)
+                if e in (FrameEvent.TURN_START, FrameEvent.TURN_END, FrameEvent.BC_START)]
+    assert [e for e in events if e[1] in ("TURN_START", "BC_START")] == [
+        e for e in expected if e[1] in ("TURN_START", "BC_START")]
+    ends = [t for t, kind in events if kind == "TURN_END"]
+    assert ends == [t for t, kind in expected if kind == "TURN_END"]
     spoken = " ".join(t for b in blocks for t in b["text"] if t not in TOKENS.specials)
     assert spoken.split() == [w[0] for w in labels.words]
 
@@ -51,11 +64,18 @@ def test_text_channel_vocabulary():
     labels = dialogue_labels()
     text = [t for b in interleave(labels, Ratio(), TOKENS, 1) for t in b["text"]]
     assert text[0] == TOKENS.silence
-    assert TOKENS.ignore in text  # ann talks to u: side talk
-    assert text.count(TOKENS.turn_start) == 2 and text.count(TOKENS.backchannel) == 1
-    assert text.count(TOKENS.epad) == 4  # bc end, yield + stop of the cut turn, reply end
+    assert "[IGNORE]" not in text and TOKENS.backchannel not in text  # BayLing's vocabulary
+    assert text.count(TOKENS.turn_start) == 2
+    assert text.count(TOKENS.epad) == 2  # one per reply: the cut turn's stop, the reply's end
     first = text.index(TOKENS.turn_start)
     assert text[first + 1] == labels.words[1][0]  # text runs ahead: first word right after
+    stop = text.index(TOKENS.epad)
+    assert set(text[stop + 1: text.index(TOKENS.turn_start, stop)]) == {TOKENS.silence}
+
+
+def test_unknown_backchannel_policy_names_the_key():
+    with pytest.raises(ValueError, match="options.bayling.backchannel_policy"):
+        check_backchannel_policy("chat", "options.bayling.backchannel_policy")
 
 
 def test_moshi_text_frames_mark_word_starts():

@@ -1,14 +1,17 @@
 """Moshi view: `duplexsynth export view=moshi` in moshi-finetune's data layout.
 
-  out/moshi.jsonl                 {"path": "data_stereo/<id>.wav", "duration": s} per line
+  out/moshi.jsonl                 {"path": "<out>/data_stereo/<id>.wav", "duration": s} per line
   out/data_stereo/<id>.wav        stereo: left = assistant (Moshi), right = every other party
   out/data_stereo/<id>.json       {"alignments": [[word, [start_s, end_s], "SPEAKER_MAIN" |
                                   "SPEAKER_OTHER"], ...]} sorted by start, plus "duplexsynth":
                                   per-frame text (word at its onset frame, EPAD on the frame
                                   before a word starts, PAD elsewhere) and the frame labels.
 moshi-finetune trains with keep_main_only=True, so only SPEAKER_MAIN words feed the text
-stream; the others are kept for reference. Options: sample_rate (default: the dataset's;
-Mimi reads 24 kHz and resamples on load), tokens, exclude_ids.
+stream; the others are kept for reference. moshi-finetune reads the manifest with
+`sphn.dataset_jsonl`, which opens each `path` as written, relative to the trainer's working
+directory (not the manifest's folder), so paths are absolute by default; `paths: relative`
+writes `data_stereo/<id>.wav` for a trainer run from out/. Options: sample_rate (default: the
+dataset's; Mimi reads 24 kHz and resamples on load), paths, tokens, exclude_ids.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from pipeline.labels.tokens import DuplexTokens
 from pipeline.render import resample
 from pipeline.schema import DuplexLabels
 
-KNOWN = {"sample_rate", "tokens", "exclude_ids"}
+KNOWN = {"sample_rate", "tokens", "exclude_ids", "paths"}
+PATH_MODES = ("absolute", "relative")
 
 
 def text_frames(labels: DuplexLabels, tokens: DuplexTokens) -> list[str]:
@@ -38,11 +42,26 @@ def text_frames(labels: DuplexLabels, tokens: DuplexTokens) -> list[str]:
     return frames
 
 
-def export(dataset: Path, out_dir: Path, options: dict) -> dict:
+def check(options: dict) -> tuple[DuplexTokens, str]:
+    """The options, checked before any work; errors name the key."""
     unknown = sorted(set(options) - KNOWN)
     if unknown:
         raise ValueError(f"options.moshi: unknown key(s) {unknown}; allowed: {sorted(KNOWN)}")
     tokens = DuplexTokens.from_config(options.get("tokens"))
+    mode = options.get("paths") or "absolute"
+    if mode not in PATH_MODES:
+        raise ValueError(f"options.moshi.paths: {mode!r} is unknown; allowed: {list(PATH_MODES)}")
+    return tokens, mode
+
+
+def export(dataset: Path, out_dir: Path, options: dict) -> dict:
+    from pipeline.jobs import fail
+
+    try:
+        tokens, mode = check(options)
+    except ValueError as error:
+        fail(error)
+        raise
     exclude = set(options.get("exclude_ids") or [])
     (out_dir / "data_stereo").mkdir(parents=True, exist_ok=True)
     count, seconds = 0, 0.0
@@ -70,7 +89,8 @@ def export(dataset: Path, out_dir: Path, options: dict) -> dict:
             }}
             wav.with_suffix(".json").write_text(json.dumps(side, ensure_ascii=False))
             duration = len(stereo) / rate
-            manifest.write(json.dumps({"path": f"data_stereo/{wav.name}",
+            path = str(wav.resolve()) if mode == "absolute" else f"data_stereo/{wav.name}"
+            manifest.write(json.dumps({"path": path,
                                        "duration": round(duration, 4)}) + "\n")
             count += 1
             seconds += duration

@@ -16,7 +16,7 @@ class DuplexTokens:
     pad: str = "[PAD]"
     epad: str = "[EPAD]"
     backchannel: str = "<|backchannel|>"
-    ignore: str = "[IGNORE]"
+    ignore: str = "[SILENCE]"  # BayLing has no side-talk token; "[IGNORE]" where a vocabulary does
 
     @classmethod
     def from_config(cls, raw: dict | None) -> DuplexTokens:

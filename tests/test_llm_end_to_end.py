@@ -140,10 +140,10 @@ def test_nothing_written_is_said_and_exits_non_zero(tmp_path):
     faults = {i: ("malformed_json", "wrong_schema")[i % 2] for i in range(8)}  # spares too
     with ChatServer(faults=faults) as server:
         result = run_cli(tmp_path, server, "budget.dialogues=2", "writer.repair=false")
-    assert result.returncode == 1, result.stderr[-3000:]
+    assert "no dialogue was written" in result.stderr, result.stderr[-3000:]
+    assert result.returncode == 1 and "is complete" not in result.stderr
     run = run_json(tmp_path)
     assert run["counts"]["written"] == 0
-    assert "no dialogue was written" in result.stderr and "is complete" not in result.stderr
     assert "the budget of 2 dialogues was NOT met" in result.stderr
     assert "first invalid_json: the answer holds no parseable JSON" in result.stderr
     assert run["reject_examples"]["schema_invalid"].startswith("does not match")

@@ -270,7 +270,17 @@ def card_context(dataset: Path, stats: DatasetStats, run: dict, settings: CardSe
         "config_yaml": yaml.safe_dump(config, sort_keys=False, allow_unicode=True).rstrip()
         if config else "",
         "has_run_json": bool(run),
+        "viewer": viewer_link(dataset),
     }
+
+
+def viewer_link(dataset: Path) -> dict[str, Any] | None:
+    """The site `generate view.enabled=true` (or `view out.dir=<inside the dataset>`) wrote."""
+    for index in sorted(Path(dataset).glob("*/index.html")):
+        if (index.parent / "assets" / "dialogue.js").exists():
+            pages = len(list((index.parent / "dialogues").glob("*.html")))
+            return {"href": index.relative_to(dataset).as_posix(), "pages": pages}
+    return None
 
 
 def _fmt(value: Any) -> str:

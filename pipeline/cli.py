@@ -31,6 +31,8 @@ JOBS: dict[str, tuple[str, str, str]] = {
                    "fit a timing profile from real conversations (RTTM, NeMo, Lhotse)"),
     "card": ("pipeline.card", "card_job", "write or refresh the dataset card (README.md)"),
     "publish": ("pipeline.publish", "publish_job", "upload a dataset to the Hugging Face Hub"),
+    "view": ("pipeline.viewer.job", "view_job",
+             "static HTML viewer: words, cuts, overlaps, duplex labels, audio (opens from disk)"),
 }
 
 

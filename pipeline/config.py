@@ -150,6 +150,31 @@ class RayConfig(Strict):
     batch_size: int = Field(4, ge=1)
 
 
+class ViewSettings(Strict):
+    """`generate view.enabled=true`: the static viewer of the first dialogues beside the card."""
+
+    enabled: bool = False
+    dialogues: int = Field(5, ge=1, description="pages for the first N dialogues")
+    dir: str = Field("viewer", description="folder inside sink.dir")
+    audio: Literal["flac", "ogg"] = Field("flac", description="ogg: Vorbis, ~1/4 the size")
+
+
+class ViewOutput(Strict):
+    dir: str | None = None
+
+
+class ViewJobConfig(Strict):
+    """`duplexsynth view`: conf/view.yaml."""
+
+    dataset: str | None = None
+    out: ViewOutput = Field(default_factory=ViewOutput)
+    split: str | None = Field(None, description="passed to the reader once it reads splits")
+    limit: int | None = Field(50, ge=1, description="first N dialogues (null = all)")
+    ids: list[str] = Field(default_factory=list, description="these dialogues (wins over limit)")
+    px_per_s: Literal[20, 40, 80, 160, 320] = 80
+    audio: Literal["flac", "ogg"] = Field("flac", description="ogg: Vorbis, ~1/4 the size")
+
+
 class GenerateConfig(Strict):
     seed: int = 1234
     languages: list[str] = Field(default_factory=lambda: list(SUPPORTED_LANGUAGES))
@@ -163,6 +188,7 @@ class GenerateConfig(Strict):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     sink: SinkConfig = Field(default_factory=SinkConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    view: ViewSettings = Field(default_factory=ViewSettings)
     progress: bool = True
 
     @field_validator("languages")

@@ -13,6 +13,10 @@ per scenario index so the client's retry, repair and reject paths meet real HTTP
   truncated                     half the JSON, finish_reason "length"
   repairable                    wrong shape first, a good answer to the repair request
 
+With `n_ctx` it behaves like a llama.cpp server with that context per slot: `GET /props`
+publishes it, and a request whose prompt (counted as characters / 4) reaches it is answered
+with llama.cpp's 400 `exceed_context_size_error`.
+
 `python -m pipeline.devserver --port 8000 --latency-ms 200` serves until interrupted.
 """
 
@@ -71,13 +75,14 @@ class ChatServer:
 
     def __init__(self, latency_s: float = 0.0, faults: dict[int, str] | None = None,
                  api_key: str | None = None, slow_s: float = 3.0, retry_after_s: int = 1,
-                 json_schema: bool = True, port: int = 0) -> None:
+                 json_schema: bool = True, port: int = 0, n_ctx: int | None = None) -> None:
         self.latency_s = latency_s
         self.faults: Callable[[int], str] = (faults or {}).get  # type: ignore[assignment]
         self.api_key = api_key
         self.slow_s = slow_s
         self.retry_after_s = retry_after_s
         self.json_schema = json_schema
+        self.n_ctx = n_ctx
         self.attempts: Counter[tuple[str, bool]] = Counter()
         self.log: list[dict] = []
         self.requests_seen: list[dict] = []
@@ -116,6 +121,12 @@ class ChatServer:
                 "json_schema":
             return 400, {}, {"error": {"message": "response_format json_schema is not "
                                        "supported", "type": "invalid_request_error"}}
+        prompt_chars = sum(len(str(m.get("content", ""))) for m in body["messages"])
+        if self.n_ctx is not None and prompt_chars // 4 >= self.n_ctx:
+            return 400, {}, {"error": {"code": 400, "type": "exceed_context_size_error",
+                                       "message": f"request ({prompt_chars // 4} tokens) "
+                                       f"exceeds the available context size ({self.n_ctx} "
+                                       "tokens), try increasing it"}}
         brief, repair = brief_of(body["messages"])
         scenario_id = brief["scenario_id"]
         mode = self.mode(scenario_id)
@@ -148,7 +159,6 @@ class ChatServer:
             content, finish = full[: len(full) // 2], "length"
         else:
             content = compose(brief)
-        prompt_chars = sum(len(str(m.get("content", ""))) for m in body["messages"])
         usage = {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(content) // 4}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         return 200, {}, {
@@ -188,7 +198,10 @@ class ChatServer:
                     pass  # the client gave up (timeout); nothing to answer
 
             def do_GET(self) -> None:  # noqa: N802
-                if self.path.rstrip("/").endswith("/models"):
+                if self.path.rstrip("/") == "/props" and server.n_ctx is not None:
+                    self._send(200, {}, {"default_generation_settings": {"n_ctx": server.n_ctx},
+                                         "total_slots": 1})
+                elif self.path.rstrip("/").endswith("/models"):
                     self._send(200, {}, {"object": "list", "data": [
                         {"id": "devserver", "object": "model", "owned_by": "duplexsynth"}]})
                 else:

@@ -25,25 +25,47 @@ def generate_job(raw: dict) -> dict:
         fail(error)
         raise
     from pipeline.run import generate
+    from pipeline.script_check import WriterStopped
 
-    summary = generate(config, raw)
-    counts = summary["counts"]
-    print(
-        f"wrote {counts['written']}/{counts['planned']} dialogues, "
-        f"{summary['audio_hours']:.3f} h of audio, rejected {json.dumps(counts['rejected'])} "
-        f"-> {config.output_dir}",
-        file=sys.stderr,
-    )
-    if counts.get("deferred"):
-        print(f"deferred to the next run: {json.dumps(counts['deferred'])}"
-              + (f"; stopped: {summary['stopped']}" if summary.get("stopped") else ""),
-              file=sys.stderr)
+    try:
+        summary = generate(config, raw)
+    except WriterStopped as error:  # before any work: the prompt cannot fit the server
+        fail(error)
+        raise
+    print(run_report(summary, str(config.output_dir)), file=sys.stderr)
+    if summary.get("writer_error"):
+        print(f"duplexsynth: stopped: {summary['writer_error']}", file=sys.stderr)
+        raise SystemExit(2)
+    if summary["counts"]["written"] == 0:
+        print("duplexsynth: no dialogue was written; see the reasons above and "
+              f"{config.output_dir / 'run.json'}", file=sys.stderr)
+        raise SystemExit(1)
     if config.view.enabled:
         from pipeline.viewer.job import view_after_run
 
         view_after_run(config.output_dir, config.view)
     write_card_after_run(config.output_dir)
     return summary
+
+
+def run_report(summary: dict, where: str) -> str:
+    """The end-of-run lines: what was written, and when not everything was, why not."""
+    counts = summary["counts"]
+    lines = [f"wrote {counts['written']}/{counts['planned']} dialogues, "
+             f"{summary['audio_hours']:.3f} h of audio, rejected "
+             f"{json.dumps(counts['rejected'])} -> {where}"]
+    budget = summary.get("budget") or {}
+    if budget and not budget.get("met", True):
+        goal = (f"{budget['hours']} h" if budget.get("hours") is not None
+                else f"{budget.get('dialogues')} dialogues")
+        lines.append(f"the budget of {goal} was NOT met: {budget['written_dialogues']} "
+                     f"dialogues, {budget['written_hours']} h written")
+    for reason, detail in (summary.get("reject_examples") or {}).items():
+        lines.append(f"  first {reason}: {detail}")
+    if counts.get("deferred"):
+        lines.append(f"deferred to the next run: {json.dumps(counts['deferred'])}"
+                     + (f"; stopped: {summary['stopped']}" if summary.get("stopped") else ""))
+    return "\n".join(lines)
 
 
 def write_card_after_run(dataset) -> None:
@@ -57,7 +79,7 @@ def write_card_after_run(dataset) -> None:
     except Exception as error:  # noqa: BLE001 - any card failure leaves the dataset intact
         log.warning("data card failed: %s", error)
         print(f"duplexsynth: the data card failed ({type(error).__name__}: {error}); the "
-              f"dataset in {dataset} is complete; retry with `duplexsynth card "
+              f"shards and run.json in {dataset} are written; retry with `duplexsynth card "
               f"sink.dir={dataset}`", file=sys.stderr)
         raise SystemExit(3) from None
     print(f"card: {result.path}", file=sys.stderr)

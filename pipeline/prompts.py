@@ -41,12 +41,41 @@ def scenario_brief(scenario: ScenarioSpec) -> dict:
 
 
 @lru_cache(maxsize=1)
-def script_schema() -> dict:
+def _base_schema() -> str:
+    """pydantic rebuilds the schema in tens of ms: once per process, as JSON text."""
+    return json.dumps(DialogueScript.model_json_schema())
+
+
+# Bounds on the short strings and lists of a turn: a grammar-constrained small model otherwise
+# fills max_tokens with one endless value.
+ID_CHARS = 64
+MAX_PAUSES = 8
+
+
+@lru_cache(maxsize=64)
+def _bounded_schema_text(turn_chars: int | None, max_turns: int | None) -> str:
+    schema = json.loads(_base_schema())
+    if turn_chars is not None:
+        turn = schema["$defs"]["Turn"]["properties"]
+        turn["text"].update(minLength=1, maxLength=turn_chars)
+        for key in ("speaker", "addressee"):
+            turn[key]["maxLength"] = ID_CHARS
+        turn["pauses"]["maxItems"] = MAX_PAUSES
+        for key in ("scenario_id", "language"):
+            schema["properties"][key]["maxLength"] = ID_CHARS
+    if max_turns is not None:
+        schema["properties"]["turns"].update(minItems=2, maxItems=max_turns)
+    return json.dumps(schema)
+
+
+def script_schema(turn_chars: int | None = None, max_turns: int | None = None) -> dict:
     """The DialogueScript JSON schema that structured output asks the server to follow.
 
-    Cached: pydantic rebuilds it in tens of ms, once per request would cap throughput.
-    Treat the result as read-only."""
-    return DialogueScript.model_json_schema()
+    `turn_chars` bounds every turn's text (`maxLength`, characters) and the id strings;
+    `max_turns` bounds the number of turns (`maxItems`). Servers that compile the schema into
+    a grammar (llama.cpp, vLLM's xgrammar) then cannot run away inside one value.
+    """
+    return json.loads(_bounded_schema_text(turn_chars, max_turns))
 
 
 @dataclass(frozen=True)
@@ -91,19 +120,26 @@ class PromptSet:
         brief_json = json.dumps(brief, ensure_ascii=False, indent=1)
         return self._render(language, "scenario.j2", brief=brief, brief_json=brief_json)
 
-    def messages(self, scenario: ScenarioSpec) -> list[Message]:
-        """system, few-shot user/assistant pair, then the scenario: OpenAI chat format."""
+    def messages(self, scenario: ScenarioSpec, few_shot: int = 1,
+                 turn_chars: int | None = None) -> list[Message]:
+        """system, `few_shot` example user/assistant pairs, then the scenario (OpenAI chat
+        format). `turn_chars` bounds the turn text in the schema the system prompt shows."""
         self._check(scenario.language)
-        return [*self._preamble(scenario.language),
+        return [*self._preamble(scenario.language, few_shot, turn_chars),
                 {"role": "user", "content": self._user(scenario.language,
                                                        scenario_brief(scenario))}]
 
     @lru_cache(maxsize=16)  # noqa: B019 - a handful of languages, PromptSet lives per run
-    def _preamble(self, language: str) -> tuple[Message, ...]:
-        schema = json.dumps(script_schema(), ensure_ascii=False)
+    def _preamble(self, language: str, few_shot: int = 1, turn_chars: int | None = None
+                  ) -> tuple[Message, ...]:
+        schema = _bounded_schema_text(turn_chars, None)
+        system = {"role": "system",
+                  "content": self._render(language, "system.j2", schema=schema)}
+        if few_shot < 1:
+            return (system,)
         example = self._example(language)
         return (
-            {"role": "system", "content": self._render(language, "system.j2", schema=schema)},
+            system,
             {"role": "user", "content": self._user(language, example["brief"])},
             {"role": "assistant",
              "content": json.dumps(example["script"], ensure_ascii=False)},

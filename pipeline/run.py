@@ -25,7 +25,8 @@ from pipeline.budget import OVER_BUDGET, BudgetGoal
 from pipeline.config import GenerateConfig
 from pipeline.derive import plan_settings, timing_settings  # noqa: F401 - re-exported
 from pipeline.features import decode_columns
-from pipeline.script_check import is_deferred
+from pipeline.schema import ScenarioSpec
+from pipeline.script_check import WriterStopped, is_deferred
 from pipeline.sink import ShardStats, ShardWriter, iter_shards, shard_indices, shard_of
 from pipeline.split_plan import budget_goal, planned_count, split_report, total_goal
 from pipeline.splits import global_index, stream_order
@@ -83,18 +84,26 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
     planned = {name: planned_count(config, name) for name in config.splits}
     started = time.monotonic()
     deferred: Counter[str] = Counter()
-    stopped, profiles = None, []
+    stopped, profiles, writer_error = None, [], None
+    reject_examples: dict[str, str] = {}
+    checked_writer = False
     for split in stream_order(config.splits):
         todo = [s for s in iter_shards(planned[split], size) if not writer.is_done(split, s)]
         goal = budget_goal(config, writer, split)
         if not todo or goal.reached():
             continue
+        if not checked_writer:  # once, before the first work: every split shares the prompts
+            check_writer_fits(config, split, todo, planned[split])
+            checked_writer = True
         _init_ray(config)
         outcome = _stream(config, split, todo, writer, planned[split], goal)
         deferred.update(outcome["deferred"])
         profiles.append(outcome["profile"])
+        for reason, detail in outcome.get("reject_examples", {}).items():
+            reject_examples.setdefault(reason, detail)
         if outcome["stopped"]:
             stopped = outcome["stopped"]
+            writer_error = outcome.get("writer_error")
             break
     summary = _summary(config, raw_config, writer, sum(planned.values()),
                        time.monotonic() - started)
@@ -103,6 +112,9 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
     summary["counts"]["deferred"] = dict(deferred)
     if stopped:
         summary["stopped"] = stopped
+    if writer_error:
+        summary["writer_error"] = writer_error
+    summary["reject_examples"] = reject_examples
     if profiles:
         summary["profile"] = _merge_profiles(profiles)
     _atomic_write(root / "run.json", json.dumps(summary, indent=2, ensure_ascii=False))
@@ -135,6 +147,35 @@ def _quiet_ray_startup() -> None:
         for handler in logging.getLogger(name).handlers:
             if not any(isinstance(f, _StartupChatter) for f in handler.filters):
                 handler.addFilter(_StartupChatter())
+
+
+PREFLIGHT_SCENARIOS = 32
+"""Scenarios whose prompts are sized before a run: planning them costs milliseconds."""
+
+
+def check_writer_fits(config: GenerateConfig, split: str, shards: list[int],
+                      planned: int) -> None:
+    """Stop before any work when an LLM prompt cannot fit the server's context with room
+    for its answer (pipeline/writers/context.py); raises WriterStopped with the one line."""
+    if config.writer.name != "openai" or config.tts.name == "corpus":
+        return
+    from pipeline.writers import make_writer
+    from pipeline.writers.context import ContextTooSmall
+
+    stage_config = config.model_dump()
+    planner = PlanStage(stage_config)
+    planner.setup()
+    writer = make_writer(stage_config["writer"], stage_config.get("checks"))
+    names = list(config.splits)
+    rows = [r for s in shards
+            for r in shard_rows({"shard": s, "split": split, "position": names.index(split),
+                                 "count": len(names)}, config.sink.shard_dialogues, planned)]
+    for planned_row in rows[:PREFLIGHT_SCENARIOS]:
+        row = planner.process(planned_row)
+        try:
+            writer.plan_request(ScenarioSpec.model_validate_json(row["scenario"]))
+        except ContextTooSmall as error:
+            raise WriterStopped(str(error)) from None
 
 
 def _init_ray(config: GenerateConfig) -> None:
@@ -236,6 +277,8 @@ def _stream(
     pending: dict[int, list[dict]] = {}
     deferred: Counter[str] = Counter()
     stopped = None
+    writer_error = None
+    reject_examples: dict[str, str] = {}
     stage_s: Counter[str] = Counter()
     first_row_s = None
     stream_started = time.perf_counter()
@@ -252,6 +295,13 @@ def _stream(
         shard = shard_of(row["local"], size)
         pending.setdefault(shard, []).append(row)
         progress.update(1)
+        # str checks: a column only some rows of a batch set comes back as None or NaN
+        if row.get("reject") and isinstance(row.get("reject_detail"), str):
+            reject_examples.setdefault(row["reject"], row["reject_detail"])
+        if isinstance(row.get("writer_error"), str):
+            stopped = writer_error = row["writer_error"]
+            log.warning("%s", writer_error)
+            break
         if is_deferred(row.get("reject")):
             deferred[row["reject"]] += 1
             if row["reject"].endswith("budget_exhausted"):
@@ -276,7 +326,8 @@ def _stream(
     profile = {"stage_s": {k: round(v, 3) for k, v in stage_s.items()},
                "first_row_s": round(first_row_s or 0.0, 3),
                "stream_s": round(time.perf_counter() - stream_started, 3)}
-    return {"deferred": deferred, "stopped": stopped, "profile": profile}
+    return {"deferred": deferred, "stopped": stopped, "profile": profile,
+            "writer_error": writer_error, "reject_examples": reject_examples}
 
 
 def seen_splits(config: GenerateConfig, split: str) -> list[str]:

@@ -43,6 +43,15 @@ class Deferred(ScriptRejected):
         super().__init__(DEFERRED_PREFIX + reason, detail)
 
 
+class WriterStopped(RuntimeError):
+    """The endpoint refuses every request (bad key, unknown model, context too small): the
+    run stops with this one-line message instead of rejecting row after row. The rows in
+    flight get WRITER_STOPPED, a deferred reason, so their shards are redone by a rerun."""
+
+
+WRITER_STOPPED = DEFERRED_PREFIX + "writer_stopped"
+
+
 def is_deferred(reason: str | None) -> bool:
     return bool(reason) and str(reason).startswith(DEFERRED_PREFIX)
 

@@ -24,7 +24,7 @@ from pipeline.labels import asr_segments, duplex_labels
 from pipeline.render import render
 from pipeline.scenarios import plan_scenario
 from pipeline.schema import DialogueScript, ScenarioSpec, Utterance, voice_id
-from pipeline.script_check import ScriptRejected, check_script
+from pipeline.script_check import WRITER_STOPPED, ScriptRejected, WriterStopped, check_script
 from pipeline.sink import flac_bytes, shard_pattern
 from pipeline.timeline import arrange
 from pipeline.timing import TimingModel, TimingSettings
@@ -169,13 +169,19 @@ class WriteStage(RowStage):
                           batch)
         todo = [i for i, row in enumerate(rows) if not row.get("reject")]
         scenarios = [ScenarioSpec.model_validate_json(rows[i]["scenario"]) for i in todo]
-        results = self.writer.write_many(scenarios)
         out = [{**row, "script": None, "writer": self.meta, "llm_usage": None} for row in rows]
+        try:
+            results = self.writer.write_many(scenarios)
+        except WriterStopped as error:  # every row would fail alike: the driver stops the run
+            for i in todo:
+                out[i].update(reject=WRITER_STOPPED, writer_error=str(error))
+            return _frame(charge_stage(out, self.stage, started), batch)
         for i, scenario, result in zip(todo, scenarios, results, strict=True):
             usage = dict(self.writer.pop_usage(scenario.id))
             out[i]["llm_usage"] = json.dumps(usage) if usage else None
             if isinstance(result, ScriptRejected):
                 out[i]["reject"] = result.reason
+                out[i]["reject_detail"] = result.detail[:300]
             else:
                 out[i]["script"] = result.model_dump_json()
         return _frame(charge_stage(out, self.stage, started), batch)

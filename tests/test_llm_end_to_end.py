@@ -114,3 +114,38 @@ def test_budget_stops_cleanly_and_a_larger_budget_resumes(tmp_path):
     assert run["counts"]["written"] == 6 and "stopped" not in run
     assert len(shards(tmp_path)) == 3
     assert_no_secret_in(tmp_path)
+
+
+def run_cli(tmp: Path, server: ChatServer, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "generate", f"sink.dir={tmp / 'ds'}",
+         f"hydra.run.dir={tmp / 'hydra'}", "progress=false", "ray.num_cpus=2",
+         "sink.shard_dialogues=2", "writer=openai", f"writer.base_url={server.base_url}",
+         "writer.model=devserver", f"writer.cache_dir={tmp / 'cache'}", *overrides],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_prompt_too_long_for_the_server_stops_before_work(tmp_path):
+    with ChatServer(n_ctx=1500) as server:  # publishes /props like llama.cpp
+        result = run_cli(tmp_path, server, "budget.dialogues=2")
+        assert server.requests_seen == []
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("duplexsynth: writer: the prompt of dlg-0000000-")
+    assert "1500 tokens per request (llama.cpp /props n_ctx per slot)" in line
+    assert "writer.few_shot=0" in line and "Traceback" not in result.stderr
+    assert not (tmp_path / "ds" / "data").exists()
+
+
+def test_nothing_written_is_said_and_exits_non_zero(tmp_path):
+    faults = {i: ("malformed_json", "wrong_schema")[i % 2] for i in range(8)}  # spares too
+    with ChatServer(faults=faults) as server:
+        result = run_cli(tmp_path, server, "budget.dialogues=2", "writer.repair=false")
+    assert "no dialogue was written" in result.stderr, result.stderr[-3000:]
+    assert result.returncode == 1 and "is complete" not in result.stderr
+    run = run_json(tmp_path)
+    assert run["counts"]["written"] == 0
+    assert "the budget of 2 dialogues was NOT met" in result.stderr
+    assert "first invalid_json: the answer holds no parseable JSON" in result.stderr
+    assert run["reject_examples"]["schema_invalid"].startswith("does not match")

@@ -29,7 +29,8 @@ def make_writer(config: dict, checks: dict | None = None, budget: Budget | None 
         checks = checks or {}
         validate = partial(check_script, turn_tolerance=checks.get("turn_tolerance"),
                            phenomena=checks.get("phenomena", False))
-        return OpenAIWriter(settings, validate=validate, budget=budget)
+        return OpenAIWriter(settings, validate=validate, budget=budget,
+                            turn_tolerance=checks.get("turn_tolerance"))
     if settings.name == "vllm":
         raise ValueError("writer.name: 'vllm' runs as a Ray Data processor (run.py), "
                          "not as a row writer")

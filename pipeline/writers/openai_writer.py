@@ -8,7 +8,10 @@ retried with exponential backoff, 25 % jitter and Retry-After as a floor; when t
 the row is Deferred, so its shard is left for the next run. A bad answer (no JSON, wrong
 schema, failed consistency check, cut off) gets one repair round that sends the error back,
 then is rejected with the reason. Auth and unknown-model errors stop the run: every row would
-fail the same way.
+fail the same way, and so does a request too long for the server's context (pipeline/writers/
+context.py): `max_tokens` and the schema's bounds come from the scenario's turn budget, a
+prompt that leaves no room for a typical answer stops the run before the request, and a repair
+round that would not fit is skipped (the row keeps its first reason).
 """
 
 from __future__ import annotations
@@ -29,8 +32,19 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from pipeline.prompts import PromptSet, script_schema
 from pipeline.schema import DialogueScript, ScenarioSpec
-from pipeline.script_check import Deferred, ScriptRejected, check_script
+from pipeline.script_check import Deferred, ScriptRejected, WriterStopped, check_script
 from pipeline.writers.cache import ResponseCache, cache_key
+from pipeline.writers.context import (
+    ContextLimit,
+    ContextTooSmall,
+    discover_limit,
+    estimate_tokens,
+    is_context_overflow,
+    max_turns,
+    overflow_message,
+    plan_max_tokens,
+    typical_answer_tokens,
+)
 from pipeline.writers.parsing import parse_script
 from pipeline.writers.settings import OpenAISettings
 from pipeline.writers.usage import Budget, cost_usd
@@ -41,14 +55,25 @@ Validator = Callable[[DialogueScript, ScenarioSpec], DialogueScript]
 _TRANSIENT_STATUS = {408, 409, 429}
 
 
-class WriterFatal(RuntimeError):
-    """The endpoint refuses every request (bad key, unknown model): stop the run."""
+WriterFatal = WriterStopped
+
+
+class ContextOverflow(WriterFatal):
+    """The server answered that the request does not fit its context."""
 
 
 @dataclass
 class Answer:
     content: str
     finish_reason: str | None
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one scenario's requests send besides the messages."""
+
+    max_tokens: int
+    schema: dict
 
 
 def _retry_reason(error: BaseException) -> str | None:
@@ -95,8 +120,10 @@ class OpenAIWriter:
         validate: Validator | None = None,
         budget: Budget | None = None,
         prompts: PromptSet | None = None,
+        turn_tolerance: float | None = None,
     ) -> None:
         self.settings = settings
+        self.turn_tolerance = turn_tolerance
         self.validate: Validator = validate or check_script
         self.budget = budget or Budget()
         self.prompts = prompts or (PromptSet() if settings.prompts_dir is None
@@ -104,6 +131,40 @@ class OpenAIWriter:
         self.cache = ResponseCache(settings.cache_path())
         self.response_format = settings.response_format
         self.usage: dict[str, Counter] = {}
+        self._limit: ContextLimit | None | bool = False  # False: not looked up yet
+        self.text_fallbacks = 0
+
+    def context_limit(self) -> ContextLimit | None:
+        """writer.context_tokens, else what the server publishes (looked up once)."""
+        if self._limit is False:
+            settings = self.settings
+            self._limit = (ContextLimit(settings.context_tokens, "writer.context_tokens")
+                           if settings.context_tokens else
+                           discover_limit(str(settings.base_url), str(settings.model),
+                                          settings.api_key()))
+        return self._limit  # type: ignore[return-value]
+
+    def plan_request(self, scenario: ScenarioSpec) -> tuple[list[dict], Request]:
+        """The first round's messages, `max_tokens` and schema; raises ContextTooSmall."""
+        settings = self.settings
+        messages = self.prompts.messages(scenario, settings.few_shot, settings.turn_chars)
+        max_tokens = plan_max_tokens(scenario, messages, settings.turn_chars,
+                                     self.turn_tolerance, settings.max_tokens,
+                                     self.context_limit())
+        schema = script_schema(settings.turn_chars, max_turns(scenario, self.turn_tolerance))
+        return messages, Request(max_tokens, schema)
+
+    def _repair_request(self, scenario: ScenarioSpec, messages: list[dict], first: Request
+                        ) -> Request | None:
+        """The repair round's request: `max_tokens` shrunk to the room its longer prompt
+        leaves, or None when that room is below a typical answer (the round is skipped)."""
+        limit = self.context_limit()
+        if limit is None:
+            return first
+        room = limit.tokens - estimate_tokens(messages)
+        if room < typical_answer_tokens(scenario, self.settings.turn_chars):
+            return None
+        return Request(min(first.max_tokens, room), first.schema)
 
     @property
     def generator(self) -> str:
@@ -145,31 +206,48 @@ class OpenAIWriter:
         self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, scenario: ScenarioSpec
     ) -> DialogueScript | ScriptRejected:
         usage = self.usage.setdefault(scenario.id, Counter())
-        messages = self.prompts.messages(scenario)
+        try:
+            messages, request = self.plan_request(scenario)
+        except ContextTooSmall as error:
+            raise WriterFatal(str(error)) from None
         rounds = 2 if self.settings.repair else 1
+        first: ScriptRejected | None = None  # the first round's reason, kept on a skipped repair
         try:
             for round_ in range(rounds):
-                answer = await self._complete(client, gate, messages, scenario.seed, usage)
+                try:
+                    answer = await self._complete(client, gate, messages, scenario.seed,
+                                                  usage, request)
+                except ContextOverflow:
+                    if first is None:
+                        raise
+                    usage["repairs_skipped"] += 1
+                    raise first from None
                 try:
                     return self.validate(parse_script(answer.content, answer.finish_reason),
                                          scenario)
                 except ScriptRejected as rejected:
+                    first = first or rejected
                     if round_ == rounds - 1:
                         raise
+                    repair = [*messages, {"role": "assistant", "content": answer.content},
+                              self.prompts.repair(scenario.language, rejected.detail)]
+                    repair_request = self._repair_request(scenario, repair, request)
+                    if repair_request is None:
+                        usage["repairs_skipped"] += 1
+                        raise
                     usage["repairs"] += 1
-                    messages = [*messages, {"role": "assistant", "content": answer.content},
-                                self.prompts.repair(scenario.language, rejected.detail)]
+                    messages, request = repair, repair_request
         except ScriptRejected as rejected:
             return rejected
         raise AssertionError("unreachable")
 
     async def _complete(
         self, client: openai.AsyncOpenAI, gate: asyncio.Semaphore, messages: list[dict],
-        seed: int, usage: Counter,
+        seed: int, usage: Counter, request: Request,
     ) -> Answer:
         settings = self.settings
-        params = {"temperature": settings.temperature, "max_tokens": settings.max_tokens,
-                  "response_format": self.response_format}
+        params = {"temperature": settings.temperature, "max_tokens": request.max_tokens,
+                  "response_format": self.response_format, "schema": request.schema}
         key = cache_key(str(settings.model), messages, seed, params)
         cached = self.cache.get(key)
         if cached is not None:
@@ -179,7 +257,7 @@ class OpenAIWriter:
             stop = self.budget.exhausted()
             if stop:
                 raise Deferred("budget_exhausted", stop)
-            response = await self._request_with_retries(client, messages, seed, usage)
+            response = await self._request_with_retries(client, messages, seed, usage, request)
         choice = response.choices[0] if response.choices else None
         if choice is None:
             raise ScriptRejected("invalid_json", "the server returned no choices")
@@ -188,13 +266,16 @@ class OpenAIWriter:
         completion_tokens = getattr(response.usage, "completion_tokens", 0) or 0
         usd = cost_usd(prompt_tokens, completion_tokens, settings.price_per_million.model_dump())
         usage.update({"requests": 1, "prompt_tokens": prompt_tokens,
-                      "completion_tokens": completion_tokens, "usd": usd})
+                      "completion_tokens": completion_tokens, "usd": usd,
+                      "text_fallbacks": self.text_fallbacks})
+        self.text_fallbacks = 0
         self.budget.charge(prompt_tokens + completion_tokens, usd)
         self.cache.put(key, {"content": answer.content, "finish_reason": answer.finish_reason})
         return answer
 
     async def _request_with_retries(
-        self, client: openai.AsyncOpenAI, messages: list[dict], seed: int, usage: Counter
+        self, client: openai.AsyncOpenAI, messages: list[dict], seed: int, usage: Counter,
+        request: Request,
     ):
         settings = self.settings
 
@@ -218,7 +299,7 @@ class OpenAIWriter:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._request(client, messages, seed)
+                    return await self._request(client, messages, seed, request)
         except openai.APIError as error:
             reason = _retry_reason(error)
             if reason is not None:
@@ -227,8 +308,8 @@ class OpenAIWriter:
             self._raise_fatal_or_reject(error)
         raise AssertionError("unreachable")
 
-    async def _request(self, client: openai.AsyncOpenAI, messages: list[dict], seed: int
-                       ) -> ChatCompletion:
+    async def _request(self, client: openai.AsyncOpenAI, messages: list[dict], seed: int,
+                       request: Request) -> ChatCompletion:
         """One chat-completions call.
 
         `client.post` with a plain JSON body instead of `client.chat.completions.create`: the
@@ -238,22 +319,25 @@ class OpenAIWriter:
         """
         settings = self.settings
         body: dict = {"model": str(settings.model), "messages": messages,
-                      "temperature": settings.temperature, "max_tokens": settings.max_tokens,
+                      "temperature": settings.temperature, "max_tokens": request.max_tokens,
                       "seed": seed % (1 << 31)}
         if self.response_format == "json_schema":
             body["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": "DialogueScript", "schema": script_schema(), "strict": False}}
+                "name": "DialogueScript", "schema": request.schema, "strict": False}}
         elif self.response_format == "json_object":
             body["response_format"] = {"type": "json_object"}
         try:
             return await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
         except openai.BadRequestError as error:
-            if "response_format" not in body or \
-                    "response_format" not in str(error.message) + str(error.body):
+            said = server_message(error)
+            if is_context_overflow(said + str(error.body)):
+                raise ContextOverflow(overflow_message(str(settings.base_url), said)) from None
+            if "response_format" not in body or "response_format" not in said + str(error.body):
                 raise
             log.warning("writer: %s does not take response_format=%s; asking for JSON in "
                         "text from now on", settings.base_url, self.response_format)
             self.response_format = "text"
+            self.text_fallbacks += 1
             body.pop("response_format")
             return await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
 
@@ -266,4 +350,17 @@ class OpenAIWriter:
         if status == 404:
             raise WriterFatal(f"{where}: check writer.base_url (it usually ends in /v1) and "
                               f"writer.model={self.settings.model!r}") from None
-        raise ScriptRejected("llm_bad_request", f"HTTP {status}") from None
+        raise ScriptRejected("llm_bad_request",
+                             f"HTTP {status}: {server_message(error)[:300]}") from None
+
+
+def server_message(error: openai.APIError) -> str:
+    """The server's own words in an error answer (`error.message` of the JSON body)."""
+    body = error.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    return str(error.message)

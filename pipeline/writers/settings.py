@@ -65,6 +65,15 @@ class OpenAISettings(_LlmSettings):
     retry_initial_s: float = Field(1.0, gt=0, description="first backoff, doubled per retry")
     retry_max_s: float = Field(60.0, gt=0, description="cap on one wait, Retry-After included")
     response_format: Literal["json_schema", "json_object", "text"] = "json_schema"
+    max_tokens: int | None = Field(
+        None, ge=64, description="cap on completion tokens per request; null = derived from "
+        "the scenario's turn budget and writer.turn_chars (pipeline/writers/context.py)")
+    turn_chars: int = Field(300, ge=20, le=4000,
+                            description="maxLength of one turn's text in the JSON schema")
+    few_shot: int = Field(1, ge=0, le=1, description="example dialogues in the prompt (0 or 1)")
+    context_tokens: int | None = Field(
+        None, ge=256, description="tokens one request may hold (prompt + answer); null = ask "
+        "the server (llama.cpp /props n_ctx per slot, vLLM /v1/models max_model_len)")
     repair: bool = Field(True, description="one repair round that sends the error back")
     cache_dir: str | None = Field(DEFAULT_CACHE_DIR, description="null disables the cache")
     price_per_million: Prices = Field(default_factory=Prices)

@@ -3,7 +3,10 @@
 Usage is a flat Counter so it adds up across rows, shards and runs (ShardStats.llm):
 `requests` (answered HTTP requests), `prompt_tokens`, `completion_tokens`, `usd`,
 `cache_hits` (answers replayed from the response cache, free), `repairs` (second rounds sent),
-`retries` and `retry:<reason>` (attempts that failed transiently and were retried).
+`retries` and `retry:<reason>` (attempts that failed transiently and were retried),
+`repairs_skipped` (repair rounds not sent or refused because they would overflow the
+context), `text_fallbacks` (requests re-sent without response_format because the server
+refused json_schema).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 LLM_KEYS = ("requests", "prompt_tokens", "completion_tokens", "usd", "cache_hits", "repairs",
-            "retries")
+            "repairs_skipped", "retries", "text_fallbacks")
 
 
 def cost_usd(prompt_tokens: int, completion_tokens: int, prices: dict[str, float]) -> float:

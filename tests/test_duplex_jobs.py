@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +16,10 @@ from pipeline.labels.invariants import label_violations
 from pipeline.labels.tokens import DuplexTokens
 from pipeline.schema import DuplexLabels, FrameEvent, FrameState, Timeline
 from tests.bayling_replay import Counts, check_sample
+from tests.cli_support import cli
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
-
-def cli(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args, f"hydra.run.dir={tmp / 'hydra'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,19 +19,10 @@ import soundfile as sf
 
 from pipeline.dataset import iter_dialogues
 from pipeline.score import score_job
+from tests.cli_support import cli
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
-
-def cli(tmp: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args, f"hydra.run.dir={tmp / 'hydra'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-    if ok:
-        assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,6 @@ browser test skips and says why; the CLI checks still run.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -22,21 +20,13 @@ import pytest
 
 from pipeline.dataset import iter_dialogues
 from tests.asr_fixtures import build_dataset
+from tests.cli_support import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.slow
 
-
-def cli(tmp: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args, f"hydra.run.dir={tmp / 'hydra'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-    if ok:
-        assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -36,6 +36,9 @@ class UnknownSplit(ValueError):
 
 
 _SELECTED: ContextVar[str | None] = ContextVar("duplexsynth_split", default=None)
+_EXCLUDED: ContextVar[frozenset[str]] = ContextVar("duplexsynth_exclude", default=frozenset())
+DIALOGUE_KEY = {"dialogues": "id", "segments": "dialogue_id"}
+"""The column naming a row's dialogue, per config (what `excluding` filters on)."""
 
 
 def select_split(dataset: Path, split: str | None, key: str = "split") -> None:
@@ -93,20 +96,41 @@ def shard_paths(dataset: Path, config: str, split: str | None = None) -> list[Pa
     return paths
 
 
+@contextmanager
+def excluding(dialogue_ids: Iterable[str]) -> Iterator[None]:
+    """Inside the block, every reader skips these dialogues and their segments (evaluation
+    dialogues kept out of training exports: `export exclude=`, `dpo exclude=`)."""
+    token = _EXCLUDED.set(_EXCLUDED.get() | frozenset(dialogue_ids))
+    try:
+        yield
+    finally:
+        _EXCLUDED.reset(token)
+
+
 def iter_rows(
     dataset: Path, config: str = "dialogues", columns: Sequence[str] | None = None,
     parse_json: bool = True, split: str | None = None,
 ) -> Iterator[dict]:
-    # paths are resolved now, not at the first next(): the split in force is the caller's
-    return _rows(shard_paths(dataset, config, split), columns, parse_json)
+    # paths and exclusions are resolved now, not at the first next(): the caller's are in force
+    excluded = _EXCLUDED.get()
+    key = DIALOGUE_KEY.get(config) if excluded else None
+    return _rows(shard_paths(dataset, config, split), columns, parse_json, key, excluded)
 
 
-def _rows(paths: list[Path], columns: Sequence[str] | None, parse_json: bool) -> Iterator[dict]:
+def _rows(paths: list[Path], columns: Sequence[str] | None, parse_json: bool,
+          key: str | None = None, excluded: frozenset[str] = frozenset()) -> Iterator[dict]:
+    wanted = list(columns) if columns else None
+    added = key is not None and wanted is not None and key not in wanted
+    if added:
+        wanted = [*wanted, key]
     for path in paths:
         parquet = pq.ParquetFile(path)
-        wanted = list(columns) if columns else None
         for batch in parquet.iter_batches(batch_size=16, columns=wanted):
             for row in batch.to_pylist():
+                if key is not None and row[key] in excluded:
+                    continue
+                if added:
+                    del row[key]
                 yield decode_columns(row) if parse_json else row
 
 

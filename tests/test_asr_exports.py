@@ -247,6 +247,19 @@ def test_export_of_one_split_holds_only_its_dialogues(dataset, tmp_path):
     assert sessions == wanted and len(wanted) == 1
 
 
+def test_exclude_keeps_dialogues_and_their_segments_out_of_every_format(dataset, tmp_path):
+    from pipeline.exports.job import export_job
+
+    every = sorted(r["id"] for r in iter_dialogues(dataset, ["id"]))
+    held = every[0]
+    export_job({"dataset": str(dataset), "out": {"dir": str(tmp_path)},
+                "format": ["stm", "rttm"], "exclude": [held], "options": {}})
+    sessions = {s["session_id"] for s in json.loads(
+        (tmp_path / "stm" / "ref.seglst.json").read_text())}
+    assert sessions == set(every) - {held}
+    assert held not in (tmp_path / "rttm" / "all.rttm").read_text()
+
+
 def test_evalset_and_dpo_read_only_the_split_asked_for(dataset, tmp_path, capsys):
     from pipeline.dataset import clear_split
     from pipeline.dpo import dpo_job

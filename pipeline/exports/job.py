@@ -2,7 +2,8 @@
 (`split=NAME` exports one split; unset = every split).
 
 `exclude=` (dialogue ids, or an evalset folder: its dialogue_ids.txt) keeps evaluation
-dialogues out of the duplex training views (it adds to their `exclude_ids`).
+dialogues out of every format and view: the dataset readers skip them (and their segments),
+and the duplex views also list them in their `exclude_ids`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from importlib import import_module
 from pathlib import Path
 from types import ModuleType
 
+from pipeline.dataset import excluding
 from pipeline.exports import FORMATS, VIEWS
 from pipeline.holdout import excluded_ids
 from pipeline.jobs import dataset_and_out, fail
@@ -56,15 +58,12 @@ def export_job(raw: dict) -> dict:
         exclude = excluded_ids(raw.get("exclude"))
     except ValueError as error:
         fail(error)
-    if exclude and (formats := [n for n, _ in chosen if n in FORMATS]):
-        fail(ValueError(f"exclude: the formats {formats} do not filter dialogues; exclude= "
-                        f"applies to view={sorted(VIEWS)} (export formats separately)"))
     root = Path(out).expanduser().resolve()
     modules, options = {}, {}
     try:
         for name, module in chosen:
             options[name] = dict((raw.get("options") or {}).get(name) or {})
-            if exclude:
+            if exclude and name in VIEWS:
                 options[name]["exclude_ids"] = sorted(
                     exclude | set(options[name].get("exclude_ids") or []))
             modules[name] = import_module(module)
@@ -73,8 +72,9 @@ def export_job(raw: dict) -> dict:
     except (ValueError, ImportError) as error:
         fail(error)
     summaries = {}
-    for name, _ in chosen:  # reads only `split=` (dataset_and_out selected it)
-        summaries[name] = modules[name].export(Path(dataset).resolve(), root / name,
-                                               options[name])
-        print(f"{name}: {json.dumps(summaries[name])}", file=sys.stderr)
+    with excluding(exclude):  # every reader skips them, formats and views alike
+        for name, _ in chosen:  # reads only `split=` (dataset_and_out selected it)
+            summaries[name] = modules[name].export(Path(dataset).resolve(), root / name,
+                                                   options[name])
+            print(f"{name}: {json.dumps(summaries[name])}", file=sys.stderr)
     return summaries

@@ -29,7 +29,8 @@ def spoken_rows(*overrides: str, voices: tuple[str, ...] = (), dialogues: int = 
     """Config and rows after speak (offline writer, eSpeak), optionally with given voices."""
     config = generate_config(f"budget.dialogues={dialogues}", "checks=asr", *overrides)
     stage_config = config.model_dump()
-    frame = pd.DataFrame(plan_shard({"shard": 0}, stage_config, dialogues, dialogues))
+    item = {"shard": 0, "split": "train", "position": 0, "count": len(config.splits)}
+    frame = pd.DataFrame(plan_shard(item, stage_config, dialogues, dialogues))
     frame = ValidateStage(stage_config)(WriteStage(stage_config)(frame))
     if voices:
         registry = {v["id"]: v for v in EspeakBackend().voices("en")}
@@ -73,7 +74,7 @@ def test_clear_english_passes_at_mean_wer_015(english, gate, tmp_path):
                                               json.loads(rows[0]["scenario"])["speakers"]}
     assembled = AssembleStage(config)(pd.DataFrame(rows)).to_dict("records")
     writer = ShardWriter(tmp_path, 16000)
-    _flush(writer, 0, assembled)
+    _flush(writer, "train", 0, assembled)
     segments = pickle.loads(assembled[0]["segments"])
     assert all(isinstance(s["asr_text"], str) and s["asr_error"] is not None for s in segments)
     dialogue = pickle.loads(assembled[0]["dialogue"])
@@ -114,7 +115,7 @@ def test_swapped_turn_texts_are_caught_and_counted(english, gate, tmp_path):
     assert out["reject"] == ASR_MISMATCH and {a, b} <= failed
     rows = AssembleStage(config)(pd.DataFrame([out])).to_dict("records")
     writer = ShardWriter(tmp_path, 16000)
-    _flush(writer, 0, rows)
+    _flush(writer, "train", 0, rows)
     assert writer.totals().rejected == {ASR_MISMATCH: 1} and writer.totals().written == 0
 
 

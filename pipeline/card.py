@@ -299,7 +299,7 @@ def card_context(dataset: Path, stats: DatasetStats, run: dict, settings: CardSe
 
 
 def viewer_link(dataset: Path) -> dict[str, Any] | None:
-    """The site `generate view.enabled=true` (or `view out.dir=<inside the dataset>`) wrote."""
+    """The site `generate viewer.enabled=true` (or `view out.dir=<inside the dataset>`) wrote."""
     for index in sorted(Path(dataset).glob("*/index.html")):
         if (index.parent / "assets" / "dialogue.js").exists():
             pages = len(list((index.parent / "dialogues").glob("*.html")))

@@ -208,7 +208,7 @@ class RayConfig(Strict):
 
 
 class ViewSettings(Strict):
-    """`generate view.enabled=true`: the static viewer of the first dialogues beside the card."""
+    """`generate viewer.enabled=true`: the static viewer of the first dialogues beside the card."""
 
     enabled: bool = False
     dialogues: int = Field(5, ge=1, description="pages for the first N dialogues")
@@ -248,7 +248,7 @@ class GenerateConfig(Strict):
     splits: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_SPLITS),
         description="split name -> share of the budget (sum 1); see pipeline/splits.py")
-    view: ViewSettings = Field(default_factory=ViewSettings)
+    viewer: ViewSettings = Field(default_factory=ViewSettings)
     progress: bool = True
 
     @field_validator("languages")

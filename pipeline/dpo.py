@@ -116,7 +116,12 @@ def rejected_variant(dialogue: DuplexDialogue, event: AxisEvent, start: float, e
     if source is None:
         return None
     if event.axis == "pause":
-        insert_turn(timeline, track, dialogue, source, local.start_s + 0.1, rate, next_index)
+        at_s = local.start_s + 0.1
+        for bc in [s for s in mine if s.kind == "backchannel"
+                   and s.end_s > at_s and s.start_s < at_s + WRONG_TURN_S]:
+            silence_span(track, bc.start_s, bc.end_s, rate)  # the wrong turn replaces it
+            timeline.segments.remove(bc)
+        insert_turn(timeline, track, dialogue, source, at_s, rate, next_index)
     elif event.axis == "side_talk":
         insert_turn(timeline, track, dialogue, source, local.end_s + 0.2, rate, next_index)
     elif event.axis == "backchannel":

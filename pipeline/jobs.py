@@ -40,10 +40,10 @@ def generate_job(raw: dict) -> dict:
         print("duplexsynth: no dialogue was written; see the reasons above and "
               f"{config.output_dir / 'run.json'}", file=sys.stderr)
         raise SystemExit(1)
-    if config.view.enabled:
+    if config.viewer.enabled:
         from pipeline.viewer.job import view_after_run
 
-        view_after_run(config.output_dir, config.view)
+        view_after_run(config.output_dir, config.viewer)
     write_card_after_run(config.output_dir)
     return summary
 

@@ -33,7 +33,7 @@ GROUPS: list[tuple[str, type[BaseModel]]] = [
     ("sink/default", cfg.SinkConfig),
     ("ray/local", cfg.RayConfig),
     ("card/default", CardSettings),
-    ("view/default", cfg.ViewSettings),
+    ("viewer/default", cfg.ViewSettings),
     ("view", cfg.ViewJobConfig),  # the `view` job's primary config
 ]
 

@@ -83,12 +83,12 @@ def test_generate_view_enabled_writes_the_viewer_and_the_card_links_it(site):
     from pipeline.viewer.job import view_after_run
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        raw = compose("generate", overrides=["view.enabled=true", "view.dialogues=1"])
+        raw = compose("generate", overrides=["viewer.enabled=true", "viewer.dialogues=1"])
     config = GenerateConfig.check(OmegaConf.to_container(raw, resolve=True))
     assert not GenerateConfig.check(OmegaConf.to_container(
-        OmegaConf.merge(raw, {"view": {"enabled": False}}), resolve=True)).view.enabled
+        OmegaConf.merge(raw, {"viewer": {"enabled": False}}), resolve=True)).viewer.enabled
     dataset = site["tmp"] / "dataset"
-    index = view_after_run(dataset, config.view)
+    index = view_after_run(dataset, config.viewer)
     assert index == dataset / "viewer" / "index.html"
     assert len(list((dataset / "viewer" / "dialogues").glob("*.html"))) == 1
     card = write_card(dataset).path.read_text(encoding="utf-8")

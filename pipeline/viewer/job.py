@@ -1,4 +1,4 @@
-"""`duplexsynth view dataset=D out.dir=V`, and the viewer `generate view.enabled=true` writes."""
+"""`duplexsynth view dataset=D out.dir=V`, and the viewer `generate viewer.enabled=true` writes."""
 
 from __future__ import annotations
 

@@ -121,6 +121,7 @@ def run_cli(tmp: Path, server: ChatServer, *overrides: str) -> subprocess.Comple
         [sys.executable, "-m", "pipeline", "generate", f"sink.dir={tmp / 'ds'}",
          f"hydra.run.dir={tmp / 'hydra'}", "progress=false", "ray.num_cpus=2",
          "sink.shard_dialogues=2", "writer=openai", f"writer.base_url={server.base_url}",
+         "splits={train:1.0,validation:0,test:0}",  # faults are keyed by run index: one split
          "writer.model=devserver", f"writer.cache_dir={tmp / 'cache'}", *overrides],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )

@@ -358,12 +358,13 @@ def _check_backend_options(tts: TtsConfig, languages: list[str], plan: PlanConfi
 def _check_split_voices(config: GenerateConfig) -> None:
     """Every split needs voices of its own (pipeline/splits.py): fail now, not in a worker."""
     from pipeline.schema import voice_id
-    from pipeline.splits import max_speakers, voice_pools
+    from pipeline.splits import voice_pools, voices_needed
     from pipeline.tts import backend_from_config
 
+    tts = config.tts.model_dump()
     try:
-        voice_pools(backend_from_config(config.tts.model_dump()).voices, config.languages,
-                    config.splits, config.seed, max_speakers(config.plan.speakers), voice_id)
+        voice_pools(backend_from_config(tts).voices, config.languages, config.splits,
+                    config.seed, voices_needed(tts, config.plan.speakers), voice_id)
     except (TypeError, ValueError) as error:
         raise ConfigError(str(error)) from None
 

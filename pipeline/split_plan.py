@@ -13,11 +13,11 @@ from pipeline.schema import voice_id
 from pipeline.sink import ShardWriter
 from pipeline.splits import (
     dialogue_counts,
-    max_speakers,
     pool_picker,
     stream_order,
     template_pools,
     voice_pools,
+    voices_needed,
 )
 
 
@@ -27,7 +27,7 @@ def split_plan_settings(config: GenerateConfig, backend, base: PlanSettings) -> 
     worker of a run."""
     allowed, _ = template_pools(situation_templates(base), config.splits, config.seed)
     pools = voice_pools(backend.voices, config.languages, config.splits, config.seed,
-                        max_speakers(base.speakers), voice_id)
+                        voices_needed(config.tts.model_dump(), base.speakers), voice_id)
     settings = {name: replace(base, situations=frozenset(allowed[name]))
                 for name in config.splits}
     return settings, {name: pool_picker(backend, pools[name]) for name in config.splits}

@@ -157,5 +157,11 @@ def pool_picker(backend, pools: dict[str, list[dict]]):
     return pick
 
 
+def voices_needed(tts: dict, speakers: int | tuple[int, int] | list[int]) -> int:
+    """Distinct registry voices each split needs: the largest dialogue's speaker count, or 1
+    where the backend may reuse a voice as a recorded variant (`tts.allow_shared_voice`)."""
+    return 1 if tts.get("allow_shared_voice") else max_speakers(speakers)
+
+
 def max_speakers(speakers: int | tuple[int, int] | list[int]) -> int:
     return speakers if isinstance(speakers, int) else max(speakers)

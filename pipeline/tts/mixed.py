@@ -39,11 +39,14 @@ class PerLanguageBackend:
         return self._for(language).voices(language)
 
     def pick_voices(self, language: str, count: int, rng: random.Random,
-                    attributes: list[dict] | None = None) -> list[dict]:
+                    attributes: list[dict] | None = None,
+                    pool: list[dict] | None = None) -> list[dict]:
+        """The language's backend picks; `pool` (a split's voices) passes through to it."""
         backend = self._for(language)
+        options = {} if pool is None else {"pool": pool}
         if attributes is None:
-            return backend.pick_voices(language, count, rng)
-        return backend.pick_voices(language, count, rng, attributes)
+            return backend.pick_voices(language, count, rng, **options)
+        return backend.pick_voices(language, count, rng, attributes, **options)
 
     def check_languages(self, languages: list[str]) -> None:
         for language in languages:

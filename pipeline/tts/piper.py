@@ -259,11 +259,13 @@ class PiperBackend:
         return found
 
     def pick_voices(self, language: str, count: int, rng: random.Random,
-                    attributes: list[dict] | None = None) -> list[dict]:
-        """`count` voices with distinct ids. Piper configs give no gender or age, so
-        `attributes` are not used. Fewer voices than speakers is an error unless
-        `allow_shared_voice`: then speakers beyond the voices get prosody variants."""
-        registry = self.voices(language)
+                    attributes: list[dict] | None = None,
+                    pool: list[dict] | None = None) -> list[dict]:
+        """`count` voices with distinct ids, from `pool` (a split's voices) or the registry.
+        Piper configs give no gender or age, so `attributes` are not used. Fewer voices than
+        speakers is an error unless `allow_shared_voice`: then speakers beyond the voices get
+        prosody variants."""
+        registry = self.voices(language) if pool is None else pool
         if count <= len(registry):
             return [dict(v) for v in rng.sample(registry, count)]
         if not self.allow_shared_voice:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from pipeline.duplex_clips import DuplexDialogue, anchor_turn, response_turn
 from pipeline.schema import AxisEvent, Placed
+from pipeline.score_fdb import KEEP_WINDOW_S
 
 CLEAN_START_S = 1.0
 PRE_ROLL_S = 0.5
@@ -28,6 +29,7 @@ ANSWER_AFTER_S = 0.5
 MAX_ANSWER_S = 8.0
 PAUSE_AFTER_S = 1.0
 MAX_CLIP_S = 40.0
+KEPT_SPEECH_SHARE = 0.6  # of the keep window after a user backchannel, as the talker's words
 ANSWER_MIN_SPAN_S = 1.2  # the take-over rule's 1 s + a margin for VAD / ASR word edges
 
 # task -> (benchmark version, our axis, expected behaviour)
@@ -106,6 +108,12 @@ def answer_end(dialogue: DuplexDialogue, answer: Placed, not_after: Placed | Non
 
 def words_between(seg: Placed, start: float, end: float) -> list[tuple[str, float, float]]:
     return [w for w in seg.words if w[1] >= start and w[2] <= end]
+
+
+def spoken_share(seg: Placed, start: float, end: float) -> float:
+    """Share of [start, end] (s) covered by the segment's words."""
+    covered = sum(max(0.0, min(w[2], end) - max(w[1], start)) for w in seg.words)
+    return covered / (end - start)
 
 
 def pause_clip(dialogue: DuplexDialogue, event: AxisEvent) -> TaskClip | str:
@@ -193,8 +201,10 @@ def user_backchannel_clip(dialogue: DuplexDialogue, event: AxisEvent) -> TaskCli
     if bc is None:
         return "no_turn"
     end = answer_end(dialogue, held, next_other_turn(dialogue, event.end_s))
-    if end <= event.end_s + 0.2:
+    if end <= event.end_s + KEEP_WINDOW_S:
         return "answer_too_short"
+    if spoken_share(held, event.end_s, event.end_s + KEEP_WINDOW_S) < KEPT_SPEECH_SHARE:
+        return "talker_pauses"  # a backchannel in the talker's pause: the reference resumes
     return TaskClip("v1.5/user_backchannel", start, end, [event], context=context, focus=bc,
                     answer=held, extra={"held": held})
 

@@ -23,6 +23,7 @@ from tests.test_asr_gate import generate_config
 # Clear voices (plain accent and variant, adult prosody). Their dialogues pass at a mean WER
 # <= 0.15; single short turns still reach ~0.3-0.6 with tiny.en (README, "ASR gate").
 CLEAR_EN = ("espeak:en-us+m3:adult", "espeak:en-us+f2:adult")
+CLEAR_HU = ("espeak:hu+m3:adult", "espeak:hu+f2:adult")
 
 
 def spoken_rows(*overrides: str, voices: tuple[str, ...] = (), dialogues: int = 1):
@@ -33,7 +34,8 @@ def spoken_rows(*overrides: str, voices: tuple[str, ...] = (), dialogues: int = 
     frame = pd.DataFrame(plan_shard(item, stage_config, dialogues, dialogues))
     frame = ValidateStage(stage_config)(WriteStage(stage_config)(frame))
     if voices:
-        registry = {v["id"]: v for v in EspeakBackend().voices("en")}
+        language = voices[0].split(":")[1].split("+")[0]  # espeak:<language>+<variant>:<age>
+        registry = {v["id"]: v for v in EspeakBackend().voices(language)}
         rows = frame.to_dict("records")
         for row in rows:
             scenario = ScenarioSpec.model_validate_json(row["scenario"])
@@ -143,13 +145,19 @@ def test_a_retry_revoices_the_failing_speaker(english, gate):
 
 @pytest.mark.slow
 def test_hungarian_base_cer_within_documented_bound():
-    config, frame = spoken_rows("languages=[hu]", "checks.asr.retries=0")
+    """Clear voices, so the figure is the model's, not a drawn voice's (variants such as
+    `grandma` make Whisper base loop on a word: CER 1.0). The median is what is pinned:
+    one looping utterance moves the mean by 0.05 and differs between CPUs' int8 kernels."""
+    config, frame = spoken_rows("languages=[hu]", "checks.asr.retries=0", voices=CLEAR_HU)
     stage = AsrStage(config)
     row = stage(frame).to_dict("records")[0]
     judged = [t["asr_error"] for t in outcome(row)["turns"] if t["judged"]]
     print("hu base per-utterance CER:", judged, "mean", np.mean(judged))
     assert outcome(row)["gate"]["model"] == "base"
-    assert np.mean(judged) <= 0.45  # measured 0.35 (README, "ASR gate")
+    assert len(judged) >= 10
+    assert np.median(judged) <= 0.35  # measured 0.23, mean 0.26 (README, "ASR gate")
+    bound = config["checks"]["asr"]["max_error"]  # hu has no entry of its own: the top level
+    assert np.mean(np.asarray(judged) <= bound) >= 0.75
 
 
 @pytest.mark.slow

@@ -75,3 +75,17 @@ def test_our_extras_fail_a_silent_model():
     endless = [(0.0, 10.0)]
     assert not fdb.sr_at_3s(endless, fdb.vad_chunks(endless), user_end_s=4.0)
     assert fdb.kept_speaking([(2.0, 6.0)], 5.0) and not fdb.kept_speaking([(2.0, 4.9)], 5.0)
+
+
+def test_user_backchannel_samples_need_the_talker_speaking_after_it():
+    """A backchannel that falls in the talker's pause makes a reference that 'stops' for
+    keep_rate's window; such events are skipped as `talker_pauses`, not made into samples."""
+    from pipeline.evalset_tasks import KEPT_SPEECH_SHARE, spoken_share
+    from pipeline.schema import Placed
+
+    held = Placed(turn=1, speaker="spk1", start_s=0.0, end_s=4.0, kind="turn",
+                  words=[("we", 0.0, 0.4), ("can", 0.5, 1.0), ("go", 2.2, 2.6)])
+    assert spoken_share(held, 0.5, 1.0) == pytest.approx(1.0)
+    assert spoken_share(held, 1.0, 1.5) == 0.0 < KEPT_SPEECH_SHARE  # in the pause
+    assert spoken_share(held, 2.0, 2.5) == pytest.approx(0.6)
+    assert fdb.KEEP_WINDOW_S == 0.5

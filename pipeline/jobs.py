@@ -26,11 +26,12 @@ def generate_job(raw: dict) -> dict:
         raise
     from pipeline.run import generate
     from pipeline.script_check import WriterStopped
+    from pipeline.storage import StorageError
 
     try:
         summary = generate(config, raw)
-    except WriterStopped as error:  # before any work: the prompt cannot fit the server
-        fail(error)
+    except (WriterStopped, StorageError) as error:  # the prompt cannot fit; the sink
+        fail(error)  # cannot be written (no space, permission, bucket): one line
         raise
     print(run_report(summary, str(config.output_dir)), file=sys.stderr)
     if summary.get("writer_error"):
@@ -38,7 +39,7 @@ def generate_job(raw: dict) -> dict:
         raise SystemExit(2)
     if summary["counts"]["written"] == 0:
         print("duplexsynth: no dialogue was written; see the reasons above and "
-              f"{config.output_dir / 'run.json'}", file=sys.stderr)
+              f"{config.output_dir}/run.json", file=sys.stderr)
         raise SystemExit(1)
     if config.viewer.enabled:
         from pipeline.viewer.job import view_after_run

@@ -28,7 +28,7 @@ PACKAGE = "pipeline"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("pipeline", "pipeline.paths", "pipeline.schema",
               "pipeline.textnorm", "pipeline.budget")),
-    ("storage", ("pipeline.sink", "pipeline.dataset")),
+    ("storage", ("pipeline.storage", "pipeline.sink", "pipeline.dataset")),
     ("steps", ("pipeline.scenarios", "pipeline.writers", "pipeline.writers.*",
                "pipeline.prompts", "pipeline.script_check", "pipeline.tts", "pipeline.tts.*",
                "pipeline.corpus", "pipeline.timing", "pipeline.timing_*", "pipeline.timeline",
@@ -36,7 +36,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                "pipeline.render", "pipeline.augment", "pipeline.augment_*", "pipeline.labels",
                "pipeline.labels.*")),
     ("config", ("pipeline.config", "pipeline.derive")),
-    ("stages", ("pipeline.stages",)),
+    ("stages", ("pipeline.stages", "pipeline.shard_sink")),
     ("driver", ("pipeline.run",)),
     ("jobs", ("pipeline.jobs_common", "pipeline.jobs", "pipeline.card", "pipeline.card_*",
               "pipeline.publish",

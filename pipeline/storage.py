@@ -73,8 +73,19 @@ class Location:
     options: dict[str, Any] = field(default_factory=dict)
     _fs: Any = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        self._register()
+
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_fs": None}  # workers make their own client
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._register()  # a worker opening a shard URL of this dataset gets its options
+
+    def _register(self) -> None:
+        if self.options and not self.is_local:
+            _OPTIONS[f"{self.protocol}://{self.root.split('/', 1)[0]}"] = dict(self.options)
 
     @property
     def is_local(self) -> bool:
@@ -116,14 +127,17 @@ class Location:
 
     def write_atomic(self, relative: str, data: bytes) -> None:
         """Make `relative` hold `data`, visible only when complete (module docstring)."""
-        target = self.path(relative)
         try:
-            if self.is_local:
-                _write_local(Path(target), data)
-            else:
-                self.fs.pipe_file(target, data)
+            self._put(relative, data)
         except OSError as error:
             raise storage_error(error, self.show(relative)) from None
+
+    def _put(self, relative: str, data: bytes) -> None:
+        target = self.path(relative)
+        if self.is_local:
+            _write_local(Path(target), data)
+        else:
+            self.fs.pipe_file(target, data)
 
     def remove(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -136,10 +150,8 @@ class Location:
         try:
             if self.is_local:
                 Path(self.root).mkdir(parents=True, exist_ok=True)
-            self.write_atomic(probe, b"")
+            self._put(probe, b"")
             self.remove(self.path(probe))
-        except StorageError:
-            raise
         except Exception as error:  # noqa: BLE001 - botocore / gcsfs raise their own types
             raise storage_error(error, self.url) from None
 
@@ -162,8 +174,6 @@ def locate(target: str | Path | Location, storage_options: dict[str, Any] | None
         return Location(root, "file", root, dict(storage_options or {}))
     rest = rest.rstrip("/")
     prefix = f"{protocol}://{rest.split('/', 1)[0]}"
-    if storage_options:
-        _OPTIONS[prefix] = dict(storage_options)
     options = dict(storage_options or _OPTIONS.get(prefix, {}))
     return Location(f"{protocol}://{rest}", protocol, rest, options)
 
@@ -235,3 +245,11 @@ def storage_error(error: BaseException, where: str) -> StorageError:
     else:
         hint = f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".strip()
     return StorageError(f"sink: cannot write {where}: {hint}")
+
+
+def file_size(path: str | Path) -> int:
+    """Bytes of a local file or an object URL."""
+    if not is_uri(path):
+        return Path(path).stat().st_size
+    location = locate(str(path))
+    return int(location.fs.size(location.root))

@@ -54,7 +54,8 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
     reject_examples: dict[str, str] = {}
     checked_writer = False
     for split in stream_order(config.splits):
-        todo = [s for s in iter_shards(planned[split], size) if not writer.is_done(split, s)]
+        done = writer.done_shards(split)  # two listings, not two requests a shard
+        todo = [s for s in iter_shards(planned[split], size) if s not in done]
         goal = budget_goal(config, writer, split)
         if not todo or goal.reached():
             continue

@@ -120,6 +120,13 @@ class ShardWriter:
         return (self.location.exists(self.relative(DIALOGUES, split, shard))
                 and self.location.exists(self.relative(SEGMENTS, split, shard)))
 
+    def done_shards(self, split: str) -> set[int]:
+        """Shard numbers of `split` whose dialogues and segments files both exist."""
+        found = [{int(p.rsplit("-", 1)[1].split(".")[0])
+                  for p in self.location.glob("data", config, shard_pattern(split))}
+                 for config in (DIALOGUES, SEGMENTS)]
+        return found[0] & found[1]
+
     def check_writable(self) -> None:
         """StorageError (one line) when the sink cannot be written; pipeline/storage.py."""
         self.location.check_writable()

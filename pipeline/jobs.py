@@ -41,7 +41,10 @@ def generate_job(raw: dict) -> dict:
         print("duplexsynth: no dialogue was written; see the reasons above and "
               f"{config.output_dir}/run.json", file=sys.stderr)
         raise SystemExit(1)
-    if config.viewer.enabled:
+    if config.viewer.enabled and not config.sink_location.is_local:
+        log.warning("viewer.enabled: the viewer is written beside a local dataset only; run "
+                    "`duplexsynth view dataset=<a local copy>`")
+    elif config.viewer.enabled:
         from pipeline.viewer.job import view_after_run
 
         view_after_run(config.output_dir, config.viewer)

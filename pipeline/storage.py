@@ -116,10 +116,18 @@ class Location:
     def glob(self, *parts: str) -> list[str]:
         """Matching paths (filesystem terms), sorted. Hidden temporaries never match the shard
         patterns (they start with a dot)."""
+        self._fresh()
         return sorted(str(p) for p in self.fs.glob(self.path(*parts)))
 
     def exists(self, *parts: str) -> bool:
+        self._fresh()
         return bool(self.fs.exists(self.path(*parts)))
+
+    def _fresh(self) -> None:
+        """Object-store clients cache listings (and fsspec shares one client per set of
+        options in a process): shards written by a worker since must show up."""
+        if not self.is_local:
+            self.fs.invalidate_cache()
 
     def read_bytes(self, *parts: str) -> bytes:
         with self.fs.open(self.path(*parts), "rb") as handle:

@@ -172,3 +172,11 @@ def test_a_read_only_filesystem_is_named_before_any_work(tiny_tmpfs):
     with pytest.raises(StorageError, match="the filesystem is read-only") as caught:
         ShardWriter(tiny_tmpfs / "ds", 16000).check_writable()
     assert str(caught.value).startswith(f"sink: cannot write {tiny_tmpfs / 'ds'}")
+
+
+def test_the_driver_figure_is_the_process_own_unique_memory():
+    from pipeline.bench_run import driver_uss, tree_rss
+
+    own = driver_uss(os.getpid())
+    assert 0 < own <= tree_rss(os.getpid())
+    assert driver_uss(2**22 + 12345) == 0  # a process that is gone counts nothing

@@ -106,7 +106,8 @@ def meeting_run(tmp_path_factory) -> MeetingRun:
     """The CLI chain once per session (read-only for its consumers, tests/test_meeting_cli.py
     and tests/test_timing_report.py): fitted on AMI train where /work/shared/data/ami-rttm holds
     it (the timing report compares the meetings with AMI dev; about 100 transfers need 8
-    meetings), else on a synthetic RTTM (3 meetings)."""
+    meetings), else on a synthetic RTTM (3 meetings). One split: each split is a stream of its own
+    (its own actor start-up) and neither consumer is about splits."""
     from tests.cli_support import cli
     from tests.test_fit_timing import synthetic_rttm
 
@@ -120,5 +121,5 @@ def meeting_run(tmp_path_factory) -> MeetingRun:
     profile = base / "fit" / "timing_profile.yaml"
     cli(base, "generate", f"sink.dir={base / 'ds'}", f"budget.dialogues={meetings}",
         "progress=false", "ray.num_cpus=2", "plan.speakers=4", "languages=[en]",
-        f"timing.profile={profile}")
+        "splits={train:1.0,validation:0,test:0}", f"timing.profile={profile}")
     return MeetingRun(dataset=base / "ds", profile=profile, fitted_on=fitted_on)

@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def file_digests(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def shared_dataset(tmp_path_factory) -> SharedDataset:
+def shared_dataset(tmp_path_factory) -> Iterator[SharedDataset]:
     """One real CLI `generate` for the whole session (each run pays Ray's start-up). Read-only:
     a test that writes into a dataset copies it first (shutil.copytree into its tmp_path); at
     the end of the session any changed, added or removed file fails the run."""

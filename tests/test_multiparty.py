@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 
 from pipeline.labels import duplex_labels
-from pipeline.scenarios import DEFAULT_NEXT_SPEAKER, PlanSettings, plan_scenario
+from pipeline.phenomena_quotas import DEFAULT_NEXT_SPEAKER
+from pipeline.scenarios import PlanSettings, plan_scenario
 from pipeline.schema import FrameState
 from pipeline.timeline import arrange
 from pipeline.timing import TimingModel, TimingSettings

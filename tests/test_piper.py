@@ -178,7 +178,7 @@ def test_cli_error_is_one_line_before_work(tmp_path):
 
 
 def test_sentence_words_map_onto_script_tokens():
-    from pipeline.tts.piper import map_words
+    from pipeline.tts.piper_words import map_words
 
     alone = ["wˈɛl,", "ˈɔn", "ðə", "ˈʌðɚ", "hˈænd"]
     merged = ["wˈɛl,", "ɔnðɪʲ", "ˈʌðɚ", "hˈænd"]  # eSpeak joined "on the"

@@ -101,6 +101,24 @@ def test_pause_inserts_silence_and_shifts_later_words():
     assert len(placed.chunks) == 2
 
 
+def test_abutting_words_keep_their_length_across_a_pause():
+    """Piper's words abut (no silence between them): the word after a pause point starts
+    exactly on the cut and must start after the pause, not stretch across it."""
+    script = DialogueScript(scenario_id="t", language="en", turns=[
+        Turn(speaker="a", text=words(6), pauses=[1, 3]), Turn(speaker="b", text=words(3))])
+    utterances = [tone_utterance(i, t.speaker, t.text.split(), gap_s=0.0)
+                  for i, t in enumerate(script.turns)]
+    timeline = arrange(script, utterances, TimingModel(TimingSettings(), random.Random(0)))
+    placed = timeline.segments[0]
+    assert len(placed.chunks) == 3
+    for (_, start, end), (_, src_start, src_end) in zip(placed.words, utterances[0].words,
+                                                        strict=True):
+        assert end - start == pytest.approx(src_end - src_start, abs=1e-3)
+    for after, chunk in ((1, placed.chunks[1]), (3, placed.chunks[2])):
+        assert placed.words[after + 1][1] == pytest.approx(chunk.dst_start_s, abs=1e-3)
+        assert placed.words[after + 1][1] - placed.words[after][2] > 0.1  # the pause
+
+
 def test_words_are_absolute_and_ordered():
     _, _, timeline = build(MIXED, 3)
     for segment in timeline.segments:

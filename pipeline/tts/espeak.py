@@ -2,7 +2,7 @@
 
 Why a process-wide engine: libespeak-ng keeps all of its state (voice, parameters, the
 synthesis callback, internal buffers) in C globals, so a process can hold exactly one
-engine however many Python objects wrap it. `_engine()` creates it lazily on first use and
+engine however many Python objects wrap it. `engine()` creates it lazily on first use and
 every synthesis holds its lock; an `EspeakBackend` instance is only configuration. Ray runs
 one backend per worker process, which is also one engine per process.
 
@@ -18,11 +18,8 @@ tightened to the spoken audio by `pipeline.tts.align.refine_word_ends`.
 
 from __future__ import annotations
 
-import ctypes
-import os
 import random
 import re
-import threading
 from itertools import pairwise
 
 import numpy as np
@@ -30,15 +27,7 @@ import numpy as np
 from pipeline.schema import Utterance
 from pipeline.tts.align import refine_word_ends, trim_to_words, voiced_frames
 from pipeline.tts.base import SynthesisError
-
-# speak_lib.h constants (API revision 12).
-_AUDIO_OUTPUT_SYNCHRONOUS = 2
-_POS_CHARACTER = 1
-_CHARS_UTF8 = 1
-_PHONEMES = 0x100  # text inside [[ ]] is eSpeak phoneme input
-_EVENT_LIST_TERMINATED = 0
-_EVENT_WORD = 1
-_PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
+from pipeline.tts.espeak_engine import EVENT_WORD, engine
 
 # Language voices (files under espeak-ng-data/lang/) per BCP-47 primary language.
 ACCENTS: dict[str, tuple[str, ...]] = {
@@ -135,132 +124,6 @@ def speech_tokens(tokens: list[str], language: str) -> list[str]:
     return spoken
 
 
-class _Event(ctypes.Structure):
-    _fields_ = [
-        ("type", ctypes.c_int),
-        ("unique_identifier", ctypes.c_uint),
-        ("text_position", ctypes.c_int),  # 1-based character index into the text
-        ("length", ctypes.c_int),
-        ("audio_position", ctypes.c_int),  # ms from the start of the message's audio
-        ("sample", ctypes.c_int),
-        ("user_data", ctypes.c_void_p),
-        ("id", ctypes.c_int * 2),  # union {int; const char*; char[8]}
-    ]
-
-
-_SynthCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
-)
-
-
-class _Engine:
-    """The process's libespeak-ng. Use through `_engine()`; `synthesize` is thread-safe."""
-
-    def __init__(self) -> None:
-        import espeakng_loader
-
-        lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        lib.espeak_Initialize.restype = ctypes.c_int
-        lib.espeak_SetSynthCallback.argtypes = [_SynthCallback]
-        lib.espeak_SetSynthCallback.restype = None
-        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        lib.espeak_SetVoiceByName.restype = ctypes.c_int
-        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_SetParameter.restype = ctypes.c_int
-        lib.espeak_Synth.argtypes = [
-            ctypes.c_char_p,
-            ctypes.c_size_t,
-            ctypes.c_uint,
-            ctypes.c_int,
-            ctypes.c_uint,
-            ctypes.c_uint,
-            ctypes.POINTER(ctypes.c_uint),
-            ctypes.c_void_p,
-        ]
-        lib.espeak_Synth.restype = ctypes.c_int
-        data_path = espeakng_loader.get_data_path().encode()
-        sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, 0)
-        if sample_rate <= 0:
-            raise SynthesisError(f"espeak_Initialize failed with data path {data_path!r}")
-        self.lib = lib
-        self.sample_rate = int(sample_rate)
-        self.lock = threading.Lock()
-        self._pcm: list[np.ndarray] = []
-        self._events: list[tuple[int, int, int]] = []
-        # Kept on the engine for the life of the process: the C library calls it later,
-        # and a collected ctypes callback is a segfault.
-        self._callback = _SynthCallback(self._on_audio)
-        lib.espeak_SetSynthCallback(self._callback)
-
-    def _on_audio(self, wav, num_samples, events) -> int:
-        try:
-            if num_samples > 0 and wav:
-                self._pcm.append(np.ctypeslib.as_array(wav, shape=(num_samples,)).copy())
-            i = 0
-            while events and events[i].type != _EVENT_LIST_TERMINATED:
-                event = events[i]
-                self._events.append((event.type, event.text_position, event.audio_position))
-                i += 1
-            return 0
-        except Exception:  # noqa: BLE001 - must not cross into C; abort the message
-            return 1
-
-    def synthesize(
-        self, text: str, voice_name: str, rate: int, pitch: int, pitch_range: int, volume: int
-    ) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
-        """int16 PCM and (event type, 1-based text position, audio ms) for one message."""
-        data = text.encode("utf-8")
-        with self.lock:
-            self._pcm, self._events = [], []
-            try:
-                if self.lib.espeak_SetVoiceByName(voice_name.encode()) != 0:
-                    raise SynthesisError(
-                        f"eSpeak has no voice {voice_name!r}; use one from "
-                        "EspeakBackend().voices(language)"
-                    )
-                for param, value in (
-                    (_PARAM_RATE, rate),
-                    (_PARAM_PITCH, pitch),
-                    (_PARAM_RANGE, pitch_range),
-                    (_PARAM_VOLUME, volume),
-                ):
-                    self.lib.espeak_SetParameter(param, int(value), 0)
-                status = self.lib.espeak_Synth(
-                    data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _PHONEMES, None, None
-                )
-                if status != 0:
-                    raise SynthesisError(f"espeak_Synth returned error {status} for {text!r}")
-                pcm = np.concatenate(self._pcm) if self._pcm else np.zeros(0, np.int16)
-                return pcm, self._events
-            finally:
-                self._pcm, self._events = [], []
-
-
-_ENGINE: _Engine | None = None
-_ENGINE_LOCK = threading.Lock()
-
-
-def _engine() -> _Engine:
-    global _ENGINE
-    if _ENGINE is None:
-        with _ENGINE_LOCK:
-            if _ENGINE is None:
-                _ENGINE = _Engine()
-    return _ENGINE
-
-
-def _reset_locks_after_fork() -> None:
-    """A child forked while another thread synthesized must not inherit a held lock."""
-    global _ENGINE_LOCK
-    _ENGINE_LOCK = threading.Lock()
-    if _ENGINE is not None:
-        _ENGINE.lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_reset_locks_after_fork)
-
-
 def word_starts(tokens: list[str], events: list[tuple[int, int, int]], end_s: float) -> list[float]:
     """Start of each token's slot (seconds) from WORD events over `" ".join(tokens)`.
 
@@ -277,7 +140,7 @@ def word_starts(tokens: list[str], events: list[tuple[int, int, int]], end_s: fl
     anchors: dict[int, float] = {}
     last_k, last_t = -1, -1.0
     for kind, position, audio_ms in events:
-        if kind != _EVENT_WORD or not 1 <= position <= len(owner):
+        if kind != EVENT_WORD or not 1 <= position <= len(owner):
             continue
         k, t = owner[position - 1], audio_ms / 1000.0
         if k >= len(tokens) or k <= last_k or t > end_s:
@@ -332,10 +195,10 @@ class EspeakBackend:
 
     @property
     def sample_rate(self) -> int:
-        return _engine().sample_rate
+        return engine().sample_rate
 
     def setup(self) -> None:
-        _engine()
+        engine()
 
     @staticmethod
     def _accents(language: str) -> tuple[str, ...]:
@@ -437,8 +300,8 @@ class EspeakBackend:
             raise SynthesisError(f"{where}: voice {voice!r} has no 'name' (e.g. 'en-us+m3')")
         language = str(voice["name"]).split("+")[0].split("-")[0].lower()
         spoken = speech_tokens(tokens, language)
-        engine = _engine()
-        pcm, events = engine.synthesize(
+        lib = engine()
+        pcm, events = lib.synthesize(
             " ".join(spoken),
             str(voice["name"]),
             rate=min(max(int(voice.get("rate", 175)), 80), 450),
@@ -446,7 +309,7 @@ class EspeakBackend:
             pitch_range=min(max(int(voice.get("range", 50)), 0), 100),
             volume=int(voice.get("volume", self.volume)),
         )
-        sr = engine.sample_rate
+        sr = lib.sample_rate
         samples = pcm.astype(np.float32) / np.float32(32768.0)
         if samples.size == 0 or not voiced_frames(samples, sr).any():
             raise SynthesisError(

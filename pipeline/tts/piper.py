@@ -39,6 +39,7 @@ import numpy as np
 from pipeline.schema import Utterance
 from pipeline.tts.align import trim_to_words, voiced_frames
 from pipeline.tts.base import SynthesisError
+from pipeline.tts.piper_graph import patched_model_bytes
 from pipeline.tts.piper_voices import (
     DEFAULT_PACKAGES,
     PiperModel,
@@ -48,110 +49,10 @@ from pipeline.tts.piper_voices import (
     parse_selection,
     voice_entry,
 )
-
-WORD_SPACE = " "
-# Phonemes that are pauses or prosody marks, not speech: never part of a word's span.
-PAUSES = frozenset(",.!?;:\"'()[]{}-\u2013\u2014\u2026\u00a1\u00bf\u00ab\u00bb ")
-# Tokens eSpeak spells letter by letter ("mhm" -> "em aitch em"), as IPA for Piper.
-RESPELL = {
-    **dict.fromkeys(("mhm", "mhmm", "m-hm", "mm-hm", "mm-hmm", "mmhm", "mmhmm"), "mhˈm"),
-    **dict.fromkeys(("hm", "hmm", "hmmm"), "hˈmː"),
-    **dict.fromkeys(("mm", "mmm"), "mˈmː"),
-}
-SPACE_JOIN = WORD_SPACE  # between sentences of one turn
-_STRESS = str.maketrans("", "", "ˈˌ" + "".join(PAUSES))
-
-
-def likeness(in_context: str, alone: str) -> float:
-    """How alike two phoneme strings are, stress and punctuation aside (0..1)."""
-    from difflib import SequenceMatcher
-
-    a, b = in_context.translate(_STRESS), alone.translate(_STRESS)
-    return 1.0 if a == b else SequenceMatcher(None, a, b).ratio()
-
-
-def map_words(words: list[str], alone: list[str]) -> list[str] | None:
-    """Phonemes per script token from a sentence's eSpeak words (`words`), guided by each
-    token phonemized alone (`alone`); None where no mapping is found.
-
-    Left to right, each step takes the best of: one word for one token; one word for two
-    tokens (eSpeak merged "on the": the two tokens take their phonemes alone); two words for
-    one token (a split: joined with a word space). A lone poor match (a function word reads
-    differently in context) is taken when one of the next two words matches its token."""
-    out: list[str] = []
-    i = j = 0
-    while j < len(alone):
-        if i >= len(words):
-            return None
-        options = [(likeness(words[i], alone[j]), "one")]
-        if j + 1 < len(alone):
-            options.append((likeness(words[i], alone[j] + alone[j + 1]), "merged"))
-        if i + 1 < len(words):
-            options.append((likeness(words[i] + words[i + 1], alone[j]), "split"))
-        score, kind = max(options)
-        if score < 0.5:
-            ahead = [likeness(words[i + k], alone[j + k]) for k in (1, 2)
-                     if i + k < len(words) and j + k < len(alone)]
-            resync = (i + 1 == len(words) and j + 1 == len(alone)) or max(ahead, default=0) >= 0.5
-            if not resync:
-                return None
-            kind = "one"
-        if kind == "one":
-            out.append(words[i])
-            i, j = i + 1, j + 1
-        elif kind == "merged":
-            out += [alone[j], alone[j + 1]]
-            i, j = i + 1, j + 2
-        else:
-            out.append(words[i] + WORD_SPACE + words[i + 1])
-            i, j = i + 2, j + 1
-    return out if i == len(words) else None
-
+from pipeline.tts.piper_words import PAUSES, RESPELL, SPACE_JOIN, WORD_SPACE, map_words
 
 _NOISE_FACTORS = (4, 6 * 192)  # first-try noise values per phoneme id: duration, flow prior
 _MAX_TRIES = 4
-
-
-def patched_model_bytes(model_path: str) -> bytes:
-    """The model with an alignment output and seeded noise inputs `noise_0`, `noise_1`.
-
-    Each RandomNormalLike(x) becomes Reshape(Slice(noise_k, 0, numel(x)), shape(x)); a
-    noise input shorter than numel(x) makes the Reshape fail, and the caller retries with
-    a longer one (its prefix unchanged, so the retry gives the same audio)."""
-    try:
-        import onnx
-        from onnx import TensorProto, helper
-        from piper.patch_voice_with_alignment import add_alignment_output
-    except ImportError as error:
-        raise SynthesisError(f"tts=piper needs piper-tts[alignment] ({error}); install it with "
-                             "pip install -e '.[piper]'") from None
-    model = onnx.load(model_path)
-    add_alignment_output(model)
-    graph = model.graph
-    nodes = []
-    count = 0
-    for node in graph.node:
-        if node.op_type != "RandomNormalLike":
-            nodes.append(node)
-            continue
-        name, prefix = f"noise_{count}", f"/seeded_noise_{count}"
-        graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n"]))
-        nodes += [
-            helper.make_node("Shape", [node.input[0]], [f"{prefix}/shape"]),
-            helper.make_node("ReduceProd", [f"{prefix}/shape"], [f"{prefix}/numel"], keepdims=1),
-            helper.make_node("Constant", [], [f"{prefix}/zero"], value=helper.make_tensor(
-                f"{prefix}/zero_value", TensorProto.INT64, [1], [0])),
-            helper.make_node("Slice", [name, f"{prefix}/zero", f"{prefix}/numel"],
-                             [f"{prefix}/flat"]),
-            helper.make_node("Reshape", [f"{prefix}/flat", f"{prefix}/shape"], [node.output[0]]),
-        ]
-        count += 1
-    if count != 2:
-        raise SynthesisError(f"piper model {model_path}: expected 2 RandomNormalLike nodes "
-                             f"(a VITS export), found {count}")
-    del graph.node[:]
-    graph.node.extend(nodes)
-    return model.SerializeToString()
 
 
 @dataclass

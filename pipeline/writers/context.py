@@ -12,6 +12,7 @@ the server's own overflow answer is the backstop.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import urllib.error
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 
 from pipeline.schema import ScenarioSpec
 from pipeline.script_check import turn_bounds
+
+log = logging.getLogger("duplexsynth")
 
 BYTES_PER_TOKEN = 3.0
 """UTF-8 bytes per token of our prompts (JSON schema, brief, script). The English prompt is
@@ -93,14 +96,15 @@ def server_root(base_url: str) -> str:
     return re.sub(r"/v1/?$", "", base_url.rstrip("/"))
 
 
-def discover_limit(base_url: str, model: str, api_key: str, timeout_s: float = 5.0
+def discover_limit(base_url: str, model: str, api_key: str, timeout_s: float = 30.0
                    ) -> ContextLimit | None:
     """The per-request context the server publishes, or None when it publishes none.
 
     llama.cpp `GET /props` → `default_generation_settings.n_ctx` (already divided by
     `--parallel`); vLLM `GET /v1/models` → `max_model_len` of the served model. Anything
     else (hosted APIs, errors, timeouts) gives None: then only `writer.context_tokens` and
-    the server's own overflow answer protect the run.
+    the server's own overflow answer protect the run. The timeout is generous: a llama.cpp
+    server busy with earlier requests answers /props only between its decoding steps.
     """
     headers = {"Authorization": f"Bearer {api_key}"}
     props = get_json(server_root(base_url) + "/props", headers, timeout_s)
@@ -122,7 +126,13 @@ def get_json(url: str, headers: dict[str, str], timeout_s: float) -> dict | None
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
                                     timeout=timeout_s) as response:
             data = json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError):
+    except (TimeoutError, urllib.error.URLError) as error:
+        if not isinstance(getattr(error, "reason", error), TimeoutError):
+            return None
+        log.warning("writer: %s did not answer within %.0f s; its context limit is unknown "
+                    "(set writer.context_tokens to check prompts before work)", url, timeout_s)
+        return None
+    except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 

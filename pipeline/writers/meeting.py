@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 
-from pipeline.scenarios import BACKCHANNEL_BY_NEXT, BACKCHANNEL_PAIR, next_speaker_matrix
+from pipeline.phenomena_quotas import BACKCHANNEL_BY_NEXT, BACKCHANNEL_PAIR, next_speaker_matrix
 from pipeline.schema import DialogueScript, ScenarioSpec, Turn
 from pipeline.writers.phrasebank import DomainBank, LanguageBank
 from pipeline.writers.phrasebank_meeting import MEETING_BANKS, MeetingBank

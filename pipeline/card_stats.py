@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
-from pipeline.dataset import shard_paths
+from pipeline.dataset import open_shard, shard_paths
 from pipeline.features import decode_columns
 from pipeline.schema import voice_id
 from pipeline.sink import DIALOGUES, SEGMENTS, ShardWriter, split_of
@@ -128,7 +127,7 @@ def _describe(values: np.ndarray) -> dict[str, float]:
 def _batches(paths: list[Path], columns: tuple[str, ...]) -> Iterator[tuple[str, dict]]:
     """(split, batch as a dict of columns) for every batch of every shard."""
     for path in paths:
-        parquet = pq.ParquetFile(path)
+        parquet = open_shard(path)
         present = [c for c in columns if c in parquet.schema_arrow.names]
         for batch in parquet.iter_batches(batch_size=256, columns=present):
             yield split_of(path), batch.to_pydict()
@@ -178,7 +177,7 @@ def dataset_stats(dataset: Path) -> DatasetStats:
 
 
 def _uncompressed(path: Path) -> int:
-    metadata = pq.ParquetFile(path).metadata
+    metadata = open_shard(path).metadata
     return sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
 
 

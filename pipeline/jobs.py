@@ -25,11 +25,15 @@ def generate_job(raw: dict) -> dict:
         fail(error)
         raise
     from pipeline.run import generate
+    from pipeline.run_lock import RunLocked, run_lock
     from pipeline.script_check import WriterStopped
 
-    try:
-        summary = generate(config, raw)
-    except WriterStopped as error:  # before any work: the prompt cannot fit the server
+    sink = config.sink
+    try:  # before any work: a live run on the same sink.dir, or the prompt cannot fit
+        with run_lock(config.output_dir, sink.shared, sink.lock_stale_s,
+                      sink.claim_shards) as lock:
+            summary = generate(config, raw, lock)
+    except (RunLocked, WriterStopped) as error:
         fail(error)
         raise
     print(run_report(summary, str(config.output_dir)), file=sys.stderr)

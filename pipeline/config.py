@@ -195,6 +195,12 @@ class SinkConfig(Strict):
     shard_dialogues: int = Field(8, ge=1, description="scenario indices per shard")
     sample_rate: int = 16000
     flac_subtype: Literal["PCM_16", "PCM_24"] = "PCM_16"
+    verify_on_resume: bool = Field(True, description="check finished shards before a rerun "
+                                   "trusts them; bad ones are quarantined (shard_verify.py)")
+    shared: bool = Field(False, description="runs on one dir split the shards (run_lock.py)")
+    claim_shards: int = Field(4, ge=1, description="sink.shared: shards claimed per round")
+    lock_stale_s: float = Field(60.0, gt=0, description="seconds without a heartbeat before "
+                                "a run on another host counts as dead")
 
     @field_validator("storage_options")
     @classmethod
@@ -240,6 +246,28 @@ class ViewJobConfig(Strict):
     ids: list[str] = Field(default_factory=list, description="these dialogues (wins over limit)")
     px_per_s: Literal[20, 40, 80, 160, 320] = 80
     audio: Literal["flac", "ogg"] = Field("flac", description="ogg: Vorbis, ~1/4 the size")
+
+
+class VerifyJobConfig(Strict):
+    """`duplexsynth verify`: conf/verify.yaml (pipeline/verify_job.py)."""
+
+    dataset: str | None = None
+    split: str | None = Field(None, description="one split; null = every split")
+    out: str | None = Field(None, description="path of the JSON report file (optional)")
+    audio: bool = Field(True, description="decode every audio cell, compare durations")
+    labels: bool = Field(True, description="duplex label invariants (labels/invariants.py)")
+    tolerance_s: float = Field(0.002, ge=0, description="duration mismatch allowed (s)")
+    max_problems: int = Field(5, ge=1, description="problems listed per shard (all counted)")
+
+    @classmethod
+    def check(cls, raw: dict[str, Any]) -> VerifyJobConfig:
+        try:
+            config = cls.model_validate(raw)
+        except ValidationError as error:
+            raise ConfigError(_explain(error)) from None
+        if not config.dataset:
+            raise ConfigError("dataset: missing; set dataset=<folder written by generate>")
+        return config
 
 
 class GenerateConfig(Strict):

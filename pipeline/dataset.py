@@ -24,6 +24,13 @@ import pyarrow.parquet as pq
 import soundfile as sf
 
 from pipeline.features import decode_columns
+from pipeline.shard_verify import (
+    ShardCheck,
+    ShardUnreadable,
+    check_shard,
+    list_shards,
+    local_storage,
+)
 from pipeline.sink import shard_pattern, split_of
 from pipeline.storage import Location, locate, open_file
 
@@ -150,21 +157,58 @@ def _rows(paths: list[Path | str], columns: Sequence[str] | None, parse_json: bo
     if added:
         wanted = [*wanted, key]
     for path in paths:
-        with open_shard(path) as parquet:
-            for batch in parquet.iter_batches(batch_size=16, columns=wanted):
-                for row in batch.to_pylist():
-                    if key is not None and row[key] in excluded:
-                        continue
-                    if added:
-                        del row[key]
-                    yield decode_columns(row) if parse_json else row
+        for batch in _batches(path, wanted):
+            for row in batch.to_pylist():
+                if key is not None and row[key] in excluded:
+                    continue
+                if added:
+                    del row[key]
+                yield decode_columns(row) if parse_json else row
 
 
-@contextmanager
-def open_shard(path: Path | str) -> Iterator[pq.ParquetFile]:
-    """A shard from `shard_paths` as a ParquetFile; its file closes with the block."""
-    with open_file(path) as handle:
-        yield pq.ParquetFile(handle)
+UNREADABLE_HINT = ("`duplexsynth verify dataset=<folder>` lists every bad shard; rerunning "
+                   "`duplexsynth generate` with the same config moves bad shards to "
+                   "data/.quarantine/ and regenerates them")
+
+
+def open_shard(path: Path | str) -> pq.ParquetFile:
+    """One shard file (a local path or a shard URL from `shard_paths`; usable in `with`), or
+    ShardUnreadable naming it (one line, what to do) instead of pyarrow's `Parquet magic
+    bytes not found in footer` without a file name."""
+    try:
+        return pq.ParquetFile(open_file(path))
+    except (OSError, ValueError) as error:  # ArrowInvalid is a ValueError
+        raise ShardUnreadable(f"{path}: unreadable Parquet file "
+                              f"({str(error).splitlines()[0]}); {UNREADABLE_HINT}") from None
+
+
+def _batches(path: Path | str, columns: list[str] | None) -> Iterator:
+    batches = open_shard(path).iter_batches(batch_size=16, columns=columns)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, ValueError) as error:  # a damaged page inside a readable file
+            raise ShardUnreadable(f"{path}: damaged Parquet data ({str(error).splitlines()[0]})"
+                                  f"; {UNREADABLE_HINT}") from None
+        yield batch
+
+
+def check_shards(dataset: Path, split: str | None = None) -> list[ShardCheck]:
+    """Shard-level checks (pipeline/shard_verify.py) of every shard of the dataset, in
+    (split, number) order: footers, row counts against each shard's metadata, ids."""
+    split = split if split is not None else _SELECTED.get()
+    fs, root = local_storage(dataset)
+    shards = [f for f in list_shards(fs, root) if split is None or f.split == split]
+    if not shards:
+        shard_paths(dataset, "dialogues", split)  # raises DatasetNotFound / UnknownSplit
+    return [check_shard(fs, files) for files in shards]
+
+
+def iter_shard_rows(path: Path | str, columns: Sequence[str] | None = None) -> Iterator[dict]:
+    """The rows of one shard file (a path from `check_shards`), decoded like iter_rows'."""
+    return _rows([Path(path)], columns, parse_json=True)
 
 
 def iter_dialogues(dataset: DatasetRef, columns: Sequence[str] | None = None,

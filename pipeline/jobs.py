@@ -25,13 +25,22 @@ def generate_job(raw: dict) -> dict:
         fail(error)
         raise
     from pipeline.run import generate
+    from pipeline.run_lock import RunLocked, run_lock
     from pipeline.script_check import WriterStopped
     from pipeline.storage import StorageError
 
-    try:
-        summary = generate(config, raw)
-    except (WriterStopped, StorageError) as error:  # the prompt cannot fit; the sink
-        fail(error)  # cannot be written (no space, permission, bucket): one line
+    sink = config.sink
+    try:  # before any work: a live run on the same sink.dir, or the prompt cannot fit, or
+        # the sink cannot be written (no space, permission, bucket): one line each
+        config.sink_location.check_writable()  # before the lock writes its state folder
+        if config.sink_location.is_local:
+            with run_lock(config.output_dir, sink.shared, sink.lock_stale_s,
+                          sink.claim_shards) as lock:
+                summary = generate(config, raw, lock)
+        else:  # the run lock lives in a local folder; an object-store sink runs unlocked
+            summary = generate(config, raw)
+    except (RunLocked, WriterStopped, StorageError) as error:
+        fail(error)
         raise
     print(run_report(summary, str(config.output_dir)), file=sys.stderr)
     if summary.get("writer_error"):

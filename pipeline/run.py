@@ -14,18 +14,28 @@ import os
 import platform
 import time
 from collections import Counter
+from functools import partial
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from pipeline import paths
 from pipeline.config import GenerateConfig
 from pipeline.derive import plan_settings, timing_settings  # noqa: F401 - re-exported
 from pipeline.features import decode_columns
+from pipeline.run_lock import STATE_DIR, LocalClaims, RunLock
 from pipeline.schema import ScenarioSpec
 from pipeline.script_check import WriterStopped
 from pipeline.shard_sink import flush as _flush  # noqa: F401 - re-exported for tests
+from pipeline.shard_verify import quarantined_count, verify_on_resume, writer_storage
 from pipeline.sink import ShardWriter, iter_shards, read_table
-from pipeline.split_plan import budget_goal, planned_count, split_report, total_goal
+from pipeline.split_plan import (
+    budget_goal,
+    planned_count,
+    spares_gate,
+    split_report,
+    total_goal,
+)
 from pipeline.splits import stream_order
 from pipeline.stages import PlanStage
 from pipeline.stream import LIGHT_STAGE_CPUS, plan_shard, seen_splits, shard_rows, stream_split
@@ -40,12 +50,23 @@ log = logging.getLogger("duplexsynth")
 WORKER_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "16777216"}
 
 
-def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
-    """Run the pipeline split by split; returns the run summary also written to run.json."""
+def generate(config: GenerateConfig, raw_config: dict[str, Any],
+             lock: RunLock | None = None) -> dict:
+    """Run the pipeline split by split; returns the run summary also written to run.json.
+    `lock` (taken by the caller, pipeline/run_lock.py) says which shards are this run's."""
 
     writer = ShardWriter(config.sink_location, config.sink.sample_rate)
     writer.check_writable()  # StorageError, one line, before any work
-    writer.remove_stale_temporaries()
+    if not config.sink.shared:  # shared: the temporaries may be another live run's shards
+        writer.remove_stale_temporaries()
+    if config.sink.verify_on_resume:  # before anything reads a shard (totals, budget goals)
+        verify_on_resume(*writer_storage(writer))
+    if lock is None:  # no store access unless shared; an object store: a private folder
+        import tempfile
+
+        state = (Path(writer.location.root) if writer.location.is_local
+                 else Path(tempfile.mkdtemp(prefix="duplexsynth-lock-")))
+        lock = RunLock(LocalClaims(state / STATE_DIR))
     size = config.sink.shard_dialogues
     planned = {name: planned_count(config, name) for name in config.splits}
     started = time.monotonic()
@@ -62,21 +83,30 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any]) -> dict:
         if not checked_writer:  # once, before the first work: every split shares the prompts
             check_writer_fits(config, split, todo, planned[split])
             checked_writer = True
-        _init_ray(config)
-        outcome = stream_split(config, split, todo, writer, planned[split], goal)
-        deferred.update(outcome["deferred"])
-        profiles.append(outcome["profile"])
-        for reason, detail in outcome.get("reject_examples", {}).items():
-            reject_examples.setdefault(reason, detail)
-        if outcome["stopped"]:
-            stopped = outcome["stopped"]
-            writer_error = outcome.get("writer_error")
+        is_done = partial(writer.is_done, split)
+        for claimed in lock.rounds(split, todo, is_done, spares_gate(config, writer, split,
+                                                                     todo, is_done)):
+            goal = budget_goal(config, writer, split)  # credited with other runs' shards
+            if goal.reached():
+                break
+            _init_ray(config)  # once; later calls find it running
+            outcome = stream_split(config, split, claimed, writer, planned[split], goal)
+            deferred.update(outcome["deferred"])
+            profiles.append(outcome["profile"])
+            for reason, detail in outcome.get("reject_examples", {}).items():
+                reject_examples.setdefault(reason, detail)
+            if outcome["stopped"]:
+                stopped = outcome["stopped"]
+                writer_error = outcome.get("writer_error")
+                break
+        if stopped:
             break
     summary = _summary(config, raw_config, writer, sum(planned.values()),
                        time.monotonic() - started)
     summary["budget"] = total_goal(config, writer).report()
     summary["splits"] = split_report(config, writer)
     summary["counts"]["deferred"] = dict(deferred)
+    summary["counts"]["quarantined"] = quarantined_count(*writer_storage(writer))
     if stopped:
         summary["stopped"] = stopped
     if writer_error:

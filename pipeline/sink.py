@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import soundfile as sf
 
 from pipeline.features import dialogue_features, encode_columns, segment_features
-from pipeline.storage import Location, locate, open_file
+from pipeline.storage import Location, arrow_filesystem, locate, open_file
 
 SHARD_META_KEY = b"duplexsynth"
 DIALOGUES = "dialogues"
@@ -99,6 +99,16 @@ class ShardWriter:
             DIALOGUES: dialogue_features(sample_rate).arrow_schema,
             SEGMENTS: segment_features(sample_rate).arrow_schema,
         }
+
+    @property
+    def filesystem(self):  # noqa: ANN201 - pyarrow.fs.FileSystem (shard_verify's interface)
+        """The pyarrow filesystem of the sink (pipeline/shard_verify.py plugs in here)."""
+        return arrow_filesystem(self.location)[0]
+
+    @property
+    def base(self) -> str:
+        """The root inside `filesystem`."""
+        return self.location.root
 
     @property
     def root(self) -> Path | str:

@@ -4,6 +4,7 @@ holds the pure partition rules)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from pipeline.budget import OVER_BUDGET, BudgetGoal
@@ -93,3 +94,19 @@ def split_report(config: GenerateConfig, writer: ShardWriter) -> dict:
                         "written_share": round(totals.audio_s / total_s, 4) if total_s else 0.0,
                         "voices": len(voices)}
     return report
+
+
+def spares_gate(config: GenerateConfig, writer: ShardWriter, split: str, todo: list[int],
+                 is_done: Callable[[int], bool]) -> Callable[[int], bool]:
+    """Shared runs (sink.shared): a shard past `budget.dialogues` (a spare for rejects) may be
+    claimed only once every shard before it is written and the budget is still short, as a
+    single run would reach it; otherwise runs in flight together overshoot the budget."""
+    size = config.sink.shard_dialogues
+    goal = split_goal(config, split)
+
+    def may_claim(shard: int) -> bool:
+        if goal.by_hours or shard * size < (goal.dialogues or 0):
+            return True
+        return (all(is_done(s) for s in todo if s < shard)
+                and not budget_goal(config, writer, split).reached())
+    return may_claim

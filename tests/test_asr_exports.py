@@ -11,12 +11,12 @@ import soundfile as sf
 from pipeline.dataset import iter_dialogues, iter_segments
 from pipeline.exports import nemo, rttm, stm
 from pipeline.exports.common import read_jsonl
-from tests.asr_fixtures import build_dataset
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    return build_dataset(tmp_path_factory.mktemp("asr") / "ds", 4, 2)
+def dataset(shared_dataset) -> Path:
+    """The session's shared `generate` run (tests/conftest.py); the exports write elsewhere."""
+    return shared_dataset.path
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import soundfile as sf
 
 from pipeline.asr_mix import MixError, plan_hours
 from pipeline.exports.common import read_jsonl
-from tests.asr_fixtures import ROOT, build_dataset
+from tests.asr_fixtures import ROOT
 
 
 def entries(count=600, speakers=12, seed=0):
@@ -64,9 +64,9 @@ def real_manifest(folder: Path, count=40, speakers=4) -> Path:
 
 
 @pytest.mark.slow
-def test_mix_sweep_through_the_cli_writes_one_manifest_per_point(tmp_path):
+def test_mix_sweep_through_the_cli_writes_one_manifest_per_point(tmp_path, shared_dataset):
     manifest = real_manifest(tmp_path / "real")
-    dataset = build_dataset(tmp_path / "syn", 4, 2)
+    dataset = shared_dataset.path  # read only: the cache and the manifests go to tmp_path
     result = subprocess.run(
         [sys.executable, "-m", "pipeline", "mix", "--multirun",
          "mix.synthetic_hours=0,0.02,0.04", "mix.real_hours=0.05",

@@ -1,7 +1,8 @@
 """Data card and Hub publishing, on a real generated dataset and a local Hub endpoint.
 
-One small `generate` run (4 dialogues, 2 shards) is shared by the module; it runs with fake
-secrets in the environment, which must show up nowhere in what the tools write or log.
+The session's shared `generate` run (tests/conftest.py) is copied for the module (the card job
+rewrites its card); it ran with fake secrets in the environment, which must show up nowhere in
+what the tools write or log.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -34,11 +36,11 @@ from pipeline.card_stats import dataset_stats
 from pipeline.dataset import iter_dialogues
 from pipeline.publish import upload_plan
 from pipeline.timing import TimingSettings
+from tests.conftest import SHARED_DIALOGUES, SHARED_SECRETS
 from tests.hub_server import LocalHub
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRETS = {"HF_TOKEN": "hf_cardtestSECRETtoken0123456789",
-           "OPENAI_API_KEY": "sk-cardtest-SECRET-key-0123456789"}
+SECRETS = SHARED_SECRETS
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -53,13 +55,11 @@ def cli(*args: str, env: dict | None = None, check: bool = True) -> subprocess.C
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, shared_dataset):
     base = tmp_path_factory.mktemp("card")
-    dataset = base / "ds"
-    result = cli("generate", f"sink.dir={dataset}", "budget.dialogues=4",
-                 "sink.shard_dialogues=2", "progress=false", "ray.num_cpus=2",
-                 f"hydra.run.dir={base / 'hydra'}")
-    return {"dataset": dataset, "base": base, "logs": result.stdout + result.stderr}
+    dataset = Path(shutil.copytree(shared_dataset.path, base / "ds"))
+    return {"dataset": dataset, "base": base, "logs": shared_dataset.logs,
+            "generate_base": shared_dataset.base}
 
 
 def front_matter(text: str) -> dict:
@@ -120,7 +120,7 @@ def test_statistics_equal_counts_recomputed_from_the_shards(run):
     dialogues = pq.read_table(dataset / "data" / "dialogues",
                               columns=["language", "duration_s", "speakers", "timeline"])
     segments = pq.read_table(dataset / "data" / "segments", columns=["language", "duration_s"])
-    assert stats.dialogues == dialogues.num_rows == 4
+    assert stats.dialogues == dialogues.num_rows == SHARED_DIALOGUES
     assert stats.segments == segments.num_rows
     assert stats.hours == pytest.approx(sum(dialogues.column("duration_s").to_pylist()) / 3600)
     rows = list(iter_dialogues(dataset, ["speakers", "timeline"]))
@@ -215,7 +215,8 @@ def test_no_secret_appears_in_the_card_run_json_or_logs(run):
     # Hydra writes no run folder (conf: output_subdir null, stdout logging): the logs are
     # the captured output, and any .log / .yaml that did appear is checked too
     written = [dataset / "README.md", dataset / "run.json",
-               *[p for p in base.rglob("*") if p.is_file() and p.suffix in (".log", ".yaml")]]
+               *[p for folder in (base, run["generate_base"]) for p in folder.rglob("*")
+                 if p.is_file() and p.suffix in (".log", ".yaml")]]
     assert run["logs"].strip() and all(p.exists() for p in written)
     texts = {str(p): p.read_text(errors="replace") for p in written}
     texts["captured stdout/stderr"] = run["logs"]

@@ -35,6 +35,7 @@ GROUPS: list[tuple[str, type[BaseModel]]] = [
     ("card/default", CardSettings),
     ("viewer/default", cfg.ViewSettings),
     ("view", cfg.ViewJobConfig),  # the `view` job's primary config
+    ("verify", cfg.VerifyJobConfig),  # the `verify` job's primary config
 ]
 
 

@@ -1,4 +1,5 @@
-"""export view=bayling|moshi, evalset, score and dpo on the output of a small `generate` run."""
+"""export view=bayling|moshi, evalset, score and dpo on the output of a small `generate` run
+(the session's shared one, tests/conftest.py; the jobs write into this module's folder)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,18 @@ from pipeline.labels.invariants import label_violations
 from pipeline.labels.tokens import DuplexTokens
 from pipeline.schema import DuplexLabels, FrameEvent, FrameState, Timeline
 from tests.bayling_replay import Counts, check_sample
-from tests.cli_support import cli
+from tests.cli_support import cli, in_process
+from tests.conftest import SHARED_DIALOGUES
 
 pytestmark = pytest.mark.slow
 
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
+def work(tmp_path_factory, shared_dataset) -> Path:
+    """This module's output folder; `work / "dataset"` links to the shared run (read only)."""
     tmp = tmp_path_factory.mktemp("duplex")
-    cli(tmp, "generate", f"sink.dir={tmp / 'dataset'}", "budget.dialogues=4",
-        "sink.shard_dialogues=2", "progress=false", "ray.num_cpus=2")
+    (tmp / "dataset").symlink_to(shared_dataset.path, target_is_directory=True)
     return tmp
 
 
@@ -66,7 +68,7 @@ def test_bayling_and_moshi_views(work):
     assert totals.stops_after == totals.barge_ins > 0
     assert totals.starts_after_cause == totals.turn_starts > 0
     lines = [json.loads(x) for x in (out / "moshi/moshi.jsonl").read_text().splitlines()]
-    assert len(lines) == 4
+    assert len(lines) == SHARED_DIALOGUES
     for line in lines:
         assert Path(line["path"]).is_file()  # sphn opens it from any working directory
         audio, rate = sf.read(out / "moshi" / line["path"])
@@ -83,9 +85,15 @@ def test_bayling_and_moshi_views(work):
             assert np.abs(piece[:, 0]).max() > np.abs(piece[:, 1]).max() * 0.5
 
 
-def scores(work: Path, name: str, *extra: str) -> dict:
+def scores(work: Path, name: str, *extra: str, child: bool = False) -> dict:
+    """scores.json of `score` on the native evalset: through the CLI in a child process, or
+    in-process with the CLI's config (tests/cli_support.in_process)."""
     out = work / "scores" / name
-    cli(work, "score", f"evalset={work / 'evalset'}", f"out.dir={out}", *extra)
+    args = (f"evalset={work / 'evalset'}", f"out.dir={out}", *extra)
+    if child:
+        cli(work, "score", *args)
+    else:
+        in_process("score", *args)
     return json.loads((out / "scores.json").read_text())["tasks"]["native"]
 
 
@@ -100,7 +108,7 @@ def test_native_evalset_and_scorer_on_reference_and_broken_outputs(work):
     meta = json.loads((work / "evalset" / manifest[0]["path"] / "metadata.json").read_text())
     assert {"event", "user_turn", "reference", "expected"} <= set(meta)
 
-    ref = scores(work, "reference", "baseline=reference")
+    ref = scores(work, "reference", "baseline=reference", child=True)
     assert ref["pause"]["takeover_rate"] == 0.0
     assert ref["turn_taking"]["takeover_rate"] >= 0.9
     assert ref["backchannel"]["takeover_rate"] == 0.0

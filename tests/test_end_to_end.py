@@ -3,6 +3,7 @@
 import hashlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +33,9 @@ def digests(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("e2e") / "ds"
-    generate(out)
-    return out
+def dataset(shared_dataset) -> Path:
+    """The session's shared run (tests/conftest.py): `generate` above with these defaults."""
+    return shared_dataset.path
 
 
 def test_layout_and_run_json(dataset):
@@ -162,9 +162,10 @@ def test_datasets_decodes_each_speaker_as_its_own_array(dataset):
     assert np.abs(np.sum(arrays, axis=0) - mix).max() < 3 / 32768
 
 
-def test_rerun_changes_no_file_and_adds_no_id(dataset):
+def test_rerun_changes_no_file_and_adds_no_id(dataset, tmp_path):
     import pyarrow.parquet as pq
 
+    dataset = Path(shutil.copytree(dataset, tmp_path / "ds"))  # the shared run stays as it is
     before = digests(dataset)
     ids_before = sorted(pq.read_table(dataset / "data/dialogues", columns=["id"])
                         .column("id").to_pylist())

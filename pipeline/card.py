@@ -19,6 +19,7 @@ import os
 import platform
 import re
 import sys
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from importlib import metadata
@@ -26,15 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline import card_plots, paths
 from pipeline.card_stats import PHENOMENA, DatasetStats, dataset_stats
-from pipeline.dataset import DatasetNotFound, run_info, shard_paths
+from pipeline.dataset import DatasetNotFound, resolve, run_info, shard_paths
 from pipeline.dataset import splits as split_names
-from pipeline.sink import DIALOGUES, SEGMENTS, shard_pattern
+from pipeline.sink import DIALOGUES, SEGMENTS, read_schema, shard_pattern
+from pipeline.storage import locate
 from pipeline.timing import TimingSettings
 from pipeline.timing_stats import TIMING_KEYS
 
@@ -93,24 +94,29 @@ class CardResult:
 def write_card(dataset: Path, settings: CardSettings | None = None) -> CardResult:
     """Compute statistics, draw the plots, render and validate README.md in `dataset`."""
     settings = settings or CardSettings()
-    dataset = Path(dataset).expanduser().resolve()
+    dataset = resolve(dataset)  # a local Path, or a URI (plots drawn locally, then uploaded)
     stats = dataset_stats(dataset)
     if stats.dialogues == 0:
         raise CardError(f"dataset={dataset}: the shards hold no dialogue; nothing to describe")
     run = run_info(dataset)
-    plots = _draw_plots(dataset, stats, run, settings)
-    text = scrub_secrets(render_card(dataset, stats, run, settings, plots))
-    validate_card(text, dataset)
-    target = dataset / "README.md"
-    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, target)
-    return CardResult(target, [dataset / p for p in plots.values()], stats)
+    location = locate(dataset)
+    with tempfile.TemporaryDirectory(prefix="duplexsynth-card-") as scratch:
+        base = Path(location.root) if location.is_local else Path(scratch)
+        plots = _draw_plots(dataset, base, stats, run, settings)
+        text = scrub_secrets(render_card(dataset, stats, run, settings, plots))
+        validate_card(text, dataset)
+        for name in ([] if location.is_local else plots.values()):
+            location.write_atomic(name, (base / name).read_bytes())
+        location.write_atomic("README.md", text.encode("utf-8"))
+    if not location.is_local:
+        return CardResult(location.show("README.md"),  # type: ignore[arg-type]
+                          [location.show(p) for p in plots.values()], stats)
+    return CardResult(base / "README.md", [base / p for p in plots.values()], stats)
 
 
-def _draw_plots(dataset: Path, stats: DatasetStats, run: dict,
+def _draw_plots(dataset: Path | str, base: Path, stats: DatasetStats, run: dict,
                 settings: CardSettings) -> dict[str, str]:
-    folder = dataset / settings.plots_dir
+    folder = base / settings.plots_dir
     density, share, gap_median = timing_targets(run)
     card_plots.dialogue_durations(stats.dialogue_durations, folder / PLOTS["dialogue_durations"])
     card_plots.transfer_offsets(stats.timing.offsets, density, share, gap_median,
@@ -177,7 +183,7 @@ def card_metadata(dataset: Path, stats: DatasetStats, settings: CardSettings, pr
     }).to_dataset_card_data(card_data)
     infos = {}
     for config in (DIALOGUES, SEGMENTS):
-        features = Features.from_arrow_schema(pq.read_schema(shard_paths(dataset, config)[0]))
+        features = Features.from_arrow_schema(read_schema(shard_paths(dataset, config)[0]))
         files = stats.files[config]
         splits = SplitDict()
         for name in names:
@@ -300,6 +306,8 @@ def card_context(dataset: Path, stats: DatasetStats, run: dict, settings: CardSe
 
 def viewer_link(dataset: Path) -> dict[str, Any] | None:
     """The site `generate viewer.enabled=true` (or `view out.dir=<inside the dataset>`) wrote."""
+    if not isinstance(dataset, Path):
+        return None  # a static site is written beside a local dataset only
     for index in sorted(Path(dataset).glob("*/index.html")):
         if (index.parent / "assets" / "dialogue.js").exists():
             pages = len(list((index.parent / "dialogues").glob("*.html")))
@@ -373,10 +381,10 @@ def validate_card(text: str, dataset: Path) -> None:
                         f"{sorted(infos)} must both be {[DIALOGUES, SEGMENTS]}")
     for config in (DIALOGUES, SEGMENTS):
         for entry in configs[config]["data_files"]:
-            if not list(dataset.glob(entry["path"])):
+            if not locate(dataset).glob(entry["path"]):
                 raise CardError(f"card configs.{config}: {entry['path']} matches no file")
         shard_features = Features.from_arrow_schema(
-            pq.read_schema(shard_paths(dataset, config)[0]))
+            read_schema(shard_paths(dataset, config)[0]))
         if infos[config].features != shard_features:
             raise CardError(f"card dataset_info.{config}: features differ from the shards")
     if "synthetic" not in card.text.lower():
@@ -398,7 +406,7 @@ def card_job(raw: dict) -> dict:
         fail(ValueError(problems))
         raise
     try:
-        result = write_card(Path(dataset), settings)
+        result = write_card(dataset, settings)
     except (DatasetNotFound, CardError) as error:
         fail(error)
         raise

@@ -22,6 +22,7 @@ from pipeline.dataset import open_shard, shard_paths
 from pipeline.features import decode_columns
 from pipeline.schema import voice_id
 from pipeline.sink import DIALOGUES, SEGMENTS, ShardWriter, split_of
+from pipeline.storage import file_size
 from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
 
 DIALOGUE_COLUMNS = ("language", "domain", "duration_s", "speakers", "scenario", "script",
@@ -127,10 +128,10 @@ def _describe(values: np.ndarray) -> dict[str, float]:
 def _batches(paths: list[Path], columns: tuple[str, ...]) -> Iterator[tuple[str, dict]]:
     """(split, batch as a dict of columns) for every batch of every shard."""
     for path in paths:
-        parquet = open_shard(path)
-        present = [c for c in columns if c in parquet.schema_arrow.names]
-        for batch in parquet.iter_batches(batch_size=256, columns=present):
-            yield split_of(path), batch.to_pydict()
+        with open_shard(path) as parquet:
+            present = [c for c in columns if c in parquet.schema_arrow.names]
+            for batch in parquet.iter_batches(batch_size=256, columns=present):
+                yield split_of(path), batch.to_pydict()
 
 
 def voice_key(voice: dict) -> str:
@@ -139,7 +140,7 @@ def voice_key(voice: dict) -> str:
 
 
 def _file_stats(paths: list[Path]) -> dict[str, int]:
-    return {"shards": len(paths), "bytes": sum(p.stat().st_size for p in paths),
+    return {"shards": len(paths), "bytes": sum(file_size(p) for p in paths),
             "uncompressed_bytes": sum(_uncompressed(p) for p in paths)}
 
 
@@ -170,14 +171,15 @@ def dataset_stats(dataset: Path) -> DatasetStats:
         for language, error in zip(batch["language"], batch.get("asr_error") or [], strict=False):
             if error is not None:
                 stats.asr_errors.setdefault(language, []).append(float(error))
-    totals = ShardWriter(Path(dataset), sample_rate=16000).totals()
+    totals = ShardWriter(dataset, sample_rate=16000).totals()
     stats.shard_planned, stats.shard_written = totals.planned, totals.written
     stats.shard_rejected = Counter(totals.rejected)
     return stats
 
 
 def _uncompressed(path: Path) -> int:
-    metadata = open_shard(path).metadata
+    with open_shard(path) as parquet:
+        metadata = parquet.metadata
     return sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
 
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.splits import DEFAULT_SPLITS, check_splits
+from pipeline.storage import Location, check_no_secrets, is_uri, locate
 
 SUPPORTED_LANGUAGES = ("en", "hu")
 
@@ -187,7 +188,10 @@ class BudgetConfig(Strict):
 
 
 class SinkConfig(Strict):
-    dir: str = "outputs/dataset"
+    dir: str = Field("outputs/dataset", description="a folder, or a URI: s3://, gs://, file://")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, description="fsspec filesystem options for a URI "
+        "(endpoint_url, region_name, ...); credentials only from the environment")
     shard_dialogues: int = Field(8, ge=1, description="scenario indices per shard")
     sample_rate: int = 16000
     flac_subtype: Literal["PCM_16", "PCM_24"] = "PCM_16"
@@ -197,6 +201,12 @@ class SinkConfig(Strict):
     claim_shards: int = Field(4, ge=1, description="sink.shared: shards claimed per round")
     lock_stale_s: float = Field(60.0, gt=0, description="seconds without a heartbeat before "
                                 "a run on another host counts as dead")
+
+    @field_validator("storage_options")
+    @classmethod
+    def _no_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_no_secrets(value)
+        return value
 
     @field_validator("sample_rate")
     @classmethod
@@ -321,8 +331,14 @@ class GenerateConfig(Strict):
         return config
 
     @property
-    def output_dir(self) -> Path:
-        return Path(self.sink.dir).expanduser().resolve()
+    def output_dir(self) -> Path | str:
+        """`sink.dir`: an absolute local Path, or the URI as given (pipeline/storage.py)."""
+        return self.sink_location.url if is_uri(self.sink.dir) and \
+            not self.sink_location.is_local else Path(self.sink_location.root)
+
+    @property
+    def sink_location(self) -> Location:
+        return locate(self.sink.dir, self.sink.storage_options)
 
 
 def _explain(error: ValidationError) -> str:

@@ -32,6 +32,7 @@ from pipeline.shard_verify import (
     local_storage,
 )
 from pipeline.sink import shard_pattern, split_of
+from pipeline.storage import Location, locate, open_file
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -48,7 +49,7 @@ DIALOGUE_KEY = {"dialogues": "id", "segments": "dialogue_id"}
 """The column naming a row's dialogue, per config (what `excluding` filters on)."""
 
 
-def select_split(dataset: Path, split: str | None, key: str = "split") -> None:
+def select_split(dataset: DatasetRef, split: str | None, key: str = "split") -> None:
     """Make `split` the default of every reader from now on (a job's process works on one
     split; `jobs.dataset_and_out` calls this). Checks the name first (UnknownSplit)."""
     check_split(dataset, split, key)
@@ -61,7 +62,7 @@ def clear_split() -> None:
 
 
 @contextmanager
-def only_split(dataset: Path, split: str | None, key: str = "split") -> Iterator[None]:
+def only_split(dataset: DatasetRef, split: str | None, key: str = "split") -> Iterator[None]:
     """Inside the block, readers default to `split` (None = all). Checks the name first, so
     an unknown split fails (UnknownSplit, one line) before the job writes anything."""
     check_split(dataset, split, key)
@@ -72,13 +73,34 @@ def only_split(dataset: Path, split: str | None, key: str = "split") -> Iterator
         _SELECTED.reset(token)
 
 
-def splits(dataset: Path, config: str = "dialogues") -> list[str]:
+DatasetRef = Path | str | Location
+"""A dataset: a local folder, a URI (`s3://bucket/ds`, `file://...`; pipeline/storage.py), or
+a Location carrying filesystem options."""
+
+
+def resolve(dataset: DatasetRef) -> Path | str:
+    """What a job keeps as its dataset: an absolute local Path, or the URI unchanged
+    (`Path(uri).resolve()` would turn `s3://b/ds` into a local path)."""
+    if isinstance(dataset, Location):
+        return Path(dataset.root) if dataset.is_local else dataset.url
+    location = locate(dataset)
+    return Path(location.root) if location.is_local else location.url
+
+
+def _shards(dataset: DatasetRef, config: str, pattern: str) -> list[Path | str]:
+    location = locate(dataset)
+    found = location.glob("data", config, pattern)
+    if location.is_local:
+        return [Path(p) for p in found]
+    return [f"{location.protocol}://{p}" for p in found]
+
+
+def splits(dataset: DatasetRef, config: str = "dialogues") -> list[str]:
     """Split names that have shards, in name order."""
-    folder = Path(dataset) / "data" / config
-    return sorted({split_of(path) for path in folder.glob(shard_pattern())})
+    return sorted({split_of(path) for path in _shards(dataset, config, shard_pattern())})
 
 
-def check_split(dataset: Path, split: str | None, key: str = "split") -> None:
+def check_split(dataset: DatasetRef, split: str | None, key: str = "split") -> None:
     """Raise UnknownSplit (one line, naming `key` and the splits there are) when `split` has
     no shards; call it before a job writes anything."""
     if split is None:
@@ -89,10 +111,14 @@ def check_split(dataset: Path, split: str | None, key: str = "split") -> None:
                            f"{known or 'no shards'} (or leave {key} unset for all splits)")
 
 
-def shard_paths(dataset: Path, config: str, split: str | None = None) -> list[Path]:
+def shard_paths(dataset: DatasetRef, config: str, split: str | None = None
+                ) -> list[Path | str]:
+    """Shard files in (split, name) order: local Paths, or URLs for a dataset at a URI (open
+    them with `open_shard`, which knows the dataset's filesystem options)."""
     split = split if split is not None else _SELECTED.get()
-    folder = Path(dataset) / "data" / config
-    paths = sorted(folder.glob(shard_pattern(split)), key=lambda p: (split_of(p), p.name))
+    folder = locate(dataset).show("data", config)
+    paths = sorted(_shards(dataset, config, shard_pattern(split)),
+                   key=lambda p: (split_of(p), str(p).rsplit("/", 1)[-1]))
     if not paths:
         if split is not None and splits(dataset, config):
             check_split(dataset, split)
@@ -115,7 +141,7 @@ def excluding(dialogue_ids: Iterable[str]) -> Iterator[None]:
 
 
 def iter_rows(
-    dataset: Path, config: str = "dialogues", columns: Sequence[str] | None = None,
+    dataset: DatasetRef, config: str = "dialogues", columns: Sequence[str] | None = None,
     parse_json: bool = True, split: str | None = None,
 ) -> Iterator[dict]:
     # paths and exclusions are resolved now, not at the first next(): the caller's are in force
@@ -124,7 +150,7 @@ def iter_rows(
     return _rows(shard_paths(dataset, config, split), columns, parse_json, key, excluded)
 
 
-def _rows(paths: list[Path], columns: Sequence[str] | None, parse_json: bool,
+def _rows(paths: list[Path | str], columns: Sequence[str] | None, parse_json: bool,
           key: str | None = None, excluded: frozenset[str] = frozenset()) -> Iterator[dict]:
     wanted = list(columns) if columns else None
     added = key is not None and wanted is not None and key not in wanted
@@ -145,17 +171,18 @@ UNREADABLE_HINT = ("`duplexsynth verify dataset=<folder>` lists every bad shard;
                    "data/.quarantine/ and regenerates them")
 
 
-def open_shard(path: Path) -> pq.ParquetFile:
-    """One shard file, or ShardUnreadable naming it (one line, what to do) instead of
-    pyarrow's `Parquet magic bytes not found in footer` without a file name."""
+def open_shard(path: Path | str) -> pq.ParquetFile:
+    """One shard file (a local path or a shard URL from `shard_paths`; usable in `with`), or
+    ShardUnreadable naming it (one line, what to do) instead of pyarrow's `Parquet magic
+    bytes not found in footer` without a file name."""
     try:
-        return pq.ParquetFile(path)
+        return pq.ParquetFile(open_file(path))
     except (OSError, ValueError) as error:  # ArrowInvalid is a ValueError
         raise ShardUnreadable(f"{path}: unreadable Parquet file "
                               f"({str(error).splitlines()[0]}); {UNREADABLE_HINT}") from None
 
 
-def _batches(path: Path, columns: list[str] | None) -> Iterator:
+def _batches(path: Path | str, columns: list[str] | None) -> Iterator:
     batches = open_shard(path).iter_batches(batch_size=16, columns=columns)
     while True:
         try:
@@ -184,12 +211,12 @@ def iter_shard_rows(path: Path | str, columns: Sequence[str] | None = None) -> I
     return _rows([Path(path)], columns, parse_json=True)
 
 
-def iter_dialogues(dataset: Path, columns: Sequence[str] | None = None,
+def iter_dialogues(dataset: DatasetRef, columns: Sequence[str] | None = None,
                    split: str | None = None) -> Iterator[dict]:
     return iter_rows(dataset, "dialogues", columns, split=split)
 
 
-def iter_segments(dataset: Path, columns: Sequence[str] | None = None,
+def iter_segments(dataset: DatasetRef, columns: Sequence[str] | None = None,
                   split: str | None = None) -> Iterator[dict]:
     return iter_rows(dataset, "segments", columns, split=split)
 
@@ -207,6 +234,8 @@ def decode_audio(cell: dict | list[dict]) -> tuple[np.ndarray, int]:
     return samples, rate
 
 
-def run_info(dataset: Path) -> dict:
-    path = Path(dataset) / "run.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+def run_info(dataset: DatasetRef) -> dict:
+    location = locate(dataset)
+    if not location.exists("run.json"):
+        return {}
+    return json.loads(location.read_bytes("run.json").decode("utf-8"))

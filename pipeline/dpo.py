@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from pipeline.dataset import resolve
 from pipeline.duplex_clips import (
     DuplexDialogue,
     clip_bounds,
@@ -178,7 +179,7 @@ def dpo_job(raw: dict) -> dict:
     skipped: Counter[str] = Counter()
     held_out = 0
     with open(out_dir / "pairs.jsonl", "w", encoding="utf-8") as index_file:
-        for dialogue in iter_duplex(Path(dataset).expanduser().resolve()):
+        for dialogue in iter_duplex(resolve(dataset)):
             if dialogue.id in exclude:
                 held_out += 1
                 continue

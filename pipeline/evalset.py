@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from pipeline.dataset import iter_dialogues
+from pipeline.dataset import iter_dialogues, resolve
 from pipeline.duplex_clips import (
     DuplexDialogue,
     anchor_turn,
@@ -287,7 +287,7 @@ def evalset_job(raw: dict) -> dict:
     languages = raw.get("languages") or ["en"]
     languages = [languages] if isinstance(languages, str) else list(languages)
     limit = raw.get("max_per_task")
-    dataset_dir = Path(dataset).expanduser().resolve()
+    dataset_dir = resolve(dataset)
     try:
         check_languages(dataset_dir, languages)
     except FileNotFoundError as error:

@@ -27,13 +27,19 @@ def generate_job(raw: dict) -> dict:
     from pipeline.run import generate
     from pipeline.run_lock import RunLocked, run_lock
     from pipeline.script_check import WriterStopped
+    from pipeline.storage import StorageError
 
     sink = config.sink
-    try:  # before any work: a live run on the same sink.dir, or the prompt cannot fit
-        with run_lock(config.output_dir, sink.shared, sink.lock_stale_s,
-                      sink.claim_shards) as lock:
-            summary = generate(config, raw, lock)
-    except (RunLocked, WriterStopped) as error:
+    try:  # before any work: a live run on the same sink.dir, or the prompt cannot fit, or
+        # the sink cannot be written (no space, permission, bucket): one line each
+        config.sink_location.check_writable()  # before the lock writes its state folder
+        if config.sink_location.is_local:
+            with run_lock(config.output_dir, sink.shared, sink.lock_stale_s,
+                          sink.claim_shards) as lock:
+                summary = generate(config, raw, lock)
+        else:  # the run lock lives in a local folder; an object-store sink runs unlocked
+            summary = generate(config, raw)
+    except (RunLocked, WriterStopped, StorageError) as error:
         fail(error)
         raise
     print(run_report(summary, str(config.output_dir)), file=sys.stderr)
@@ -42,9 +48,12 @@ def generate_job(raw: dict) -> dict:
         raise SystemExit(2)
     if summary["counts"]["written"] == 0:
         print("duplexsynth: no dialogue was written; see the reasons above and "
-              f"{config.output_dir / 'run.json'}", file=sys.stderr)
+              f"{config.output_dir}/run.json", file=sys.stderr)
         raise SystemExit(1)
-    if config.viewer.enabled:
+    if config.viewer.enabled and not config.sink_location.is_local:
+        log.warning("viewer.enabled: the viewer is written beside a local dataset only; run "
+                    "`duplexsynth view dataset=<a local copy>`")
+    elif config.viewer.enabled:
         from pipeline.viewer.job import view_after_run
 
         view_after_run(config.output_dir, config.viewer)

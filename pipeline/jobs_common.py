@@ -8,7 +8,6 @@ it imports only pipeline.dataset (lazily), so a job may use it without importing
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 
 def fail(error: Exception) -> None:
@@ -21,7 +20,7 @@ def dataset_and_out(raw: dict, writes: str) -> tuple[str, str]:
     """The `dataset=` and `out.dir=` every job after `generate` needs, or a clear exit.
     `split=` (optional) limits every read of the job to that split; an unknown split fails
     here, before the job writes anything."""
-    from pipeline.dataset import UnknownSplit, select_split
+    from pipeline.dataset import UnknownSplit, resolve, select_split
 
     dataset, out = raw.get("dataset"), (raw.get("out") or {}).get("dir")
     if not dataset:
@@ -29,7 +28,7 @@ def dataset_and_out(raw: dict, writes: str) -> tuple[str, str]:
     if not out:
         fail(ValueError(f"out.dir: missing; set out.dir=<folder for {writes}>"))
     try:
-        select_split(Path(dataset).expanduser(), raw.get("split"))
+        select_split(resolve(dataset), raw.get("split"))
     except UnknownSplit as error:
         fail(error)
     return dataset, out

@@ -1,8 +1,9 @@
-"""Wires the stages into one Ray Data stream and feeds the sink.
+"""The driver of `generate`: resumable shards, one stream per split, run.json.
 
 The driver plans scenarios (cheap), leaves out every shard that already exists, and streams
-the rest through write → speak → assemble with order preserved, so the rows of a shard arrive
-together and the driver holds at most about one shard of encoded rows at a time.
+the rest (pipeline/stream.py); the sink actor at the end of the stream writes the shards to
+`sink.dir` (a folder or a URI), so no encoded row passes through the driver. run.json is
+rebuilt from the shards' own metadata after every run.
 """
 
 from __future__ import annotations
@@ -10,10 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import platform
-import random
-import sys
 import time
 from collections import Counter
 from functools import partial
@@ -22,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import paths
-from pipeline.budget import OVER_BUDGET, BudgetGoal
 from pipeline.config import GenerateConfig
 from pipeline.derive import plan_settings, timing_settings  # noqa: F401 - re-exported
 from pipeline.features import decode_columns
 from pipeline.run_lock import STATE_DIR, LocalClaims, RunLock
 from pipeline.schema import ScenarioSpec
-from pipeline.script_check import WriterStopped, is_deferred
+from pipeline.script_check import WriterStopped
+from pipeline.shard_sink import flush as _flush  # noqa: F401 - re-exported for tests
 from pipeline.shard_verify import quarantined_count, verify_on_resume, writer_storage
-from pipeline.sink import ShardStats, ShardWriter, iter_shards, shard_indices, shard_of
+from pipeline.sink import ShardWriter, iter_shards, read_table
 from pipeline.split_plan import (
     budget_goal,
     planned_count,
@@ -38,48 +36,18 @@ from pipeline.split_plan import (
     split_report,
     total_goal,
 )
-from pipeline.splits import global_index, stream_order
-from pipeline.stages import (
-    STAGE_SECONDS,
-    AssembleStage,
-    PlanStage,
-    SpeakStage,
-    ValidateStage,
-    WriteStage,
-    charge_stage,
-)
+from pipeline.splits import stream_order
+from pipeline.stages import PlanStage
+from pipeline.stream import LIGHT_STAGE_CPUS, plan_shard, seen_splits, shard_rows, stream_split
 from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
 from pipeline.writers.usage import llm_summary
 
-log = logging.getLogger("duplexsynth")
+__all__ = ["LIGHT_STAGE_CPUS", "generate", "plan_shard", "seen_splits", "shard_rows"]
 
-# Planning and writing (offline composer, or waiting on an LLM endpoint) barely use a core;
-# reserving a whole one per actor would starve synthesis and rendering on a small machine.
-LIGHT_STAGE_CPUS = 0.25
+log = logging.getLogger("duplexsynth")
 # Workers allocate and free many large audio arrays; glibc's per-thread arenas then keep
 # freed memory, so resident memory creeps up with the number of dialogues.
 WORKER_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "16777216"}
-
-
-
-
-def shard_rows(row: dict, shard_dialogues: int, planned: int) -> list[dict]:
-    """Expand one shard of a split into its scenario indices (runs inside Ray: the driver
-    keeps shards). `local` is the index inside the split, `index` the run's (splits.py)."""
-    shard, position, count = int(row["shard"]), int(row["position"]), int(row["count"])
-    return [{"index": global_index(position, local, count), "local": local,
-             "split": row["split"], "shard": shard, "reject": None}
-            for local in shard_indices(shard, shard_dialogues, planned)]
-
-
-def plan_shard(row: dict, config: dict, shard_dialogues: int, planned: int) -> list[dict]:
-    """The plan stage as a Ray task per shard: planning is cheap, an actor pool for it only
-    added start-up time."""
-    planner = PlanStage(config)
-    planner.setup()
-    started = time.perf_counter()
-    rows = [planner.process(r) for r in shard_rows(row, shard_dialogues, planned)]
-    return charge_stage(rows, planner.stage, started)
 
 
 def generate(config: GenerateConfig, raw_config: dict[str, Any],
@@ -87,14 +55,18 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any],
     """Run the pipeline split by split; returns the run summary also written to run.json.
     `lock` (taken by the caller, pipeline/run_lock.py) says which shards are this run's."""
 
-    root = config.output_dir
-    root.mkdir(parents=True, exist_ok=True)
-    writer = ShardWriter(root, config.sink.sample_rate)
+    writer = ShardWriter(config.sink_location, config.sink.sample_rate)
+    writer.check_writable()  # StorageError, one line, before any work
     if not config.sink.shared:  # shared: the temporaries may be another live run's shards
         writer.remove_stale_temporaries()
     if config.sink.verify_on_resume:  # before anything reads a shard (totals, budget goals)
         verify_on_resume(*writer_storage(writer))
-    lock = lock or RunLock(LocalClaims(root / STATE_DIR))  # no store access unless shared
+    if lock is None:  # no store access unless shared; an object store: a private folder
+        import tempfile
+
+        state = (Path(writer.location.root) if writer.location.is_local
+                 else Path(tempfile.mkdtemp(prefix="duplexsynth-lock-")))
+        lock = RunLock(LocalClaims(state / STATE_DIR))
     size = config.sink.shard_dialogues
     planned = {name: planned_count(config, name) for name in config.splits}
     started = time.monotonic()
@@ -103,7 +75,8 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any],
     reject_examples: dict[str, str] = {}
     checked_writer = False
     for split in stream_order(config.splits):
-        todo = [s for s in iter_shards(planned[split], size) if not writer.is_done(split, s)]
+        done = writer.done_shards(split)  # two listings, not two requests a shard
+        todo = [s for s in iter_shards(planned[split], size) if s not in done]
         goal = budget_goal(config, writer, split)
         if not todo or goal.reached():
             continue
@@ -117,7 +90,7 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any],
             if goal.reached():
                 break
             _init_ray(config)  # once; later calls find it running
-            outcome = _stream(config, split, claimed, writer, planned[split], goal)
+            outcome = stream_split(config, split, claimed, writer, planned[split], goal)
             deferred.update(outcome["deferred"])
             profiles.append(outcome["profile"])
             for reason, detail in outcome.get("reject_examples", {}).items():
@@ -141,7 +114,8 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any],
     summary["reject_examples"] = reject_examples
     if profiles:
         summary["profile"] = _merge_profiles(profiles)
-    _atomic_write(root / "run.json", json.dumps(summary, indent=2, ensure_ascii=False))
+    writer.location.write_atomic("run.json", json.dumps(summary, indent=2,
+                                                        ensure_ascii=False).encode("utf-8"))
     return summary
 
 
@@ -229,174 +203,14 @@ def _init_ray(config: GenerateConfig) -> None:
     context.print_on_execution_start = False
 
 
-def _stream(
-    config: GenerateConfig,
-    split: str,
-    shards: list[int],
-    writer: ShardWriter,
-    planned: int,
-    goal: BudgetGoal,
-) -> dict:
-    """Stream rows to the sink. Shards holding a deferred row are not written (a rerun redoes
-    them); a spent LLM budget stops the stream. Returns deferred counts and the stop reason."""
-    import ray
-    from tqdm import tqdm
-
-    stage_config = config.model_dump()
-    batch = config.ray.batch_size
-    size = config.sink.shard_dialogues
-    dialogues = sum(len(shard_indices(s, size, planned)) for s in shards)
-    names = list(config.splits)
-    items = [{"shard": s, "split": split, "position": names.index(split), "count": len(names)}
-             for s in shards]
-    dataset = (
-        ray.data.from_items(items, override_num_blocks=len(shards))
-        .flat_map(plan_shard, fn_kwargs={"config": stage_config, "shard_dialogues": size,
-                                         "planned": planned}, num_cpus=LIGHT_STAGE_CPUS)
-    )
-    if config.writer.name == "vllm":
-        from pipeline.writers.vllm_writer import write_dataset
-
-        dataset = write_dataset(dataset, stage_config)
-    else:
-        spent = writer.totals().llm
-        spent_so_far = {"tokens": spent["prompt_tokens"] + spent["completion_tokens"],
-                        "usd": spent["usd"]}
-        # one actor: the budget is counted in one place; it overlaps `concurrency` requests
-        from pipeline.writers.settings import writer_settings
-
-        settings = writer_settings(config.writer.model_dump())
-        write_batch = max(batch, int(getattr(settings, "concurrency", 1)))
-        dataset = dataset.map_batches(
-            WriteStage, fn_constructor_args=(stage_config, spent_so_far),
-            batch_size=write_batch, batch_format="pandas",
-            compute=ray.data.ActorPoolStrategy(size=1), num_cpus=LIGHT_STAGE_CPUS)
-    dataset = (
-        dataset
-        .map_batches(ValidateStage, fn_constructor_args=(
-                         stage_config, str(writer.root), seen_splits(config, split)),
-                     batch_size=batch, batch_format="pandas",
-                     compute=ray.data.ActorPoolStrategy(size=1), num_cpus=LIGHT_STAGE_CPUS)
-        .map_batches(SpeakStage, fn_constructor_args=(stage_config,), batch_size=batch,
-                     batch_format="pandas",
-                     compute=ray.data.ActorPoolStrategy(size=config.ray.speak_workers))
-    )
-    asr = config.checks.asr
-    if asr.enabled:  # one Whisper model per actor: a pool like the speak pool
-        from pipeline.asr_check import AsrStage
-
-        dataset = dataset.map_batches(
-            AsrStage, fn_constructor_args=(stage_config,), batch_size=batch,
-            batch_format="pandas", num_cpus=asr.num_cpus,
-            compute=ray.data.ActorPoolStrategy(size=asr.workers or config.ray.speak_workers))
-    dataset = (
-        dataset
-        .map_batches(AssembleStage, fn_constructor_args=(stage_config,), batch_size=batch,
-                     batch_format="pandas")
-    )
-    if goal.dialogues is not None and not goal.by_hours:
-        dialogues = min(dialogues, goal.dialogues - goal.written)  # spares rarely run
-    progress = tqdm(total=dialogues, unit="dlg", disable=not config.progress,
-                    desc=f"generate {split}", dynamic_ncols=True, file=sys.stderr)
-    pending: dict[int, list[dict]] = {}
-    deferred: Counter[str] = Counter()
-    stopped = None
-    writer_error = None
-    reject_examples: dict[str, str] = {}
-    stage_s: Counter[str] = Counter()
-    first_row_s = None
-    stream_started = time.perf_counter()
-
-    def flush(shard: int, rows: list[dict]) -> None:
-        flush_started = time.perf_counter()
-        _flush_unless_deferred(writer, split, shard, rows)
-        stage_s["sink"] += time.perf_counter() - flush_started
-
-    for row in dataset.iter_rows():
-        if first_row_s is None:
-            first_row_s = time.perf_counter() - stream_started
-        stage_s.update(json.loads(row.get(STAGE_SECONDS) or "{}"))
-        shard = shard_of(row["local"], size)
-        pending.setdefault(shard, []).append(row)
-        progress.update(1)
-        # str checks: a column only some rows of a batch set comes back as None or NaN
-        if row.get("reject") and isinstance(row.get("reject_detail"), str):
-            reject_examples.setdefault(row["reject"], row["reject_detail"])
-        if isinstance(row.get("writer_error"), str):
-            stopped = writer_error = row["writer_error"]
-            log.warning("%s", writer_error)
-            break
-        if is_deferred(row.get("reject")):
-            deferred[row["reject"]] += 1
-            if row["reject"].endswith("budget_exhausted"):
-                stopped = "LLM budget spent (budget.max_tokens / budget.max_usd); rerun with a "\
-                          "larger budget to resume"
-                log.warning("writer: %s; shard %d and later are left for the next run",
-                            stopped, shard)
-                break
-        elif not row.get("reject") and not goal.offer(row["audio_s"]):
-            row.update(reject=OVER_BUDGET, dialogue=None, segments=None)
-        progress.set_postfix(hours=f"{goal.audio_s / 3600:.3f}")
-        if goal.reached() or len(pending[shard]) == len(shard_indices(shard, size, planned)):
-            flush(shard, pending.pop(shard))
-        if goal.reached():
-            break
-    if stopped is None:
-        for shard in sorted(pending):
-            flush(shard, pending.pop(shard))
-    progress.close()
-    # Seconds summed over rows (stages run side by side, so they can add up to more than the
-    # wall time); first_row_s is start-up plus filling the pipeline, stream_s the whole stream.
-    profile = {"stage_s": {k: round(v, 3) for k, v in stage_s.items()},
-               "first_row_s": round(first_row_s or 0.0, 3),
-               "stream_s": round(time.perf_counter() - stream_started, 3)}
-    return {"deferred": deferred, "stopped": stopped, "profile": profile,
-            "writer_error": writer_error, "reject_examples": reject_examples}
-
-
-def seen_splits(config: GenerateConfig, split: str) -> list[str]:
-    """Splits a fresh run has generated when `split` starts (stream order), `split` included:
-    a resumed split is checked for near-duplicates against exactly those."""
-    order = stream_order(config.splits)
-    return order[:order.index(split) + 1]
-
-
-def _flush_unless_deferred(writer: ShardWriter, split: str, shard: int,
-                           rows: list[dict]) -> None:
-    if any(is_deferred(r.get("reject")) for r in rows):
-        log.warning("%s shard %d not written: it holds deferred rows (a rerun retries them)",
-                    split, shard)
-        return
-    _flush(writer, split, shard, rows)
-
-
-def _flush(writer: ShardWriter, split: str, shard: int, rows: list[dict]) -> None:
-    rows.sort(key=lambda r: r["index"])
-    stats = ShardStats(planned=len(rows))
-    dialogues, segments = [], []
-    for row in rows:
-        if isinstance(row.get("llm_usage"), str):
-            stats.llm.update(json.loads(row["llm_usage"]))
-        if row.get("reject"):
-            stats.rejected[row["reject"]] += 1
-            continue
-        dialogues.append(pickle.loads(row["dialogue"]))
-        segments.extend(pickle.loads(row["segments"]))
-        stats.written += 1
-        stats.audio_s += row["audio_s"]
-    writer.write(split, shard, dialogues, segments, stats)
-
-
 def _summary(
     config: GenerateConfig, raw_config: dict, writer: ShardWriter, planned: int, wall_s: float
 ) -> dict:
-    import pyarrow.parquet as pq
-
     totals = writer.totals()
     target = timing_target(config)
     timing = TimingAccumulator(definition=target["definition"])
     for path in writer.finished_shards():
-        for value in pq.read_table(path, columns=["timeline"]).column("timeline").to_pylist():
+        for value in read_table(path, columns=["timeline"]).column("timeline").to_pylist():
             timeline = decode_columns({"timeline": value})["timeline"]
             timing.add_dialogue(intervals_from_timeline(timeline, target["definition"]))
     return {
@@ -439,9 +253,3 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}-{random.randrange(1 << 30)}")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)

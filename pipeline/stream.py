@@ -34,9 +34,11 @@ log = logging.getLogger("duplexsynth")
 # Planning and writing (offline composer, or waiting on an LLM endpoint) barely use a core;
 # reserving a whole one per actor would starve synthesis and rendering on a small machine.
 LIGHT_STAGE_CPUS = 0.25
-SINK_CPUS = 0.1
-"""The sink actor unpickles encoded rows and compresses Parquet (tens of ms a shard); what it
-reserves is taken from synthesis, which needs the cores."""
+SINK_CPUS = 0
+"""The sink actor unpickles encoded rows and compresses Parquet (tens of ms a shard). It
+reserves no CPU: any fraction it held would split a node's last core, and on a cluster of
+1-CPU nodes the next split's 1-CPU actors could then never be placed (a deadlock seen in
+tests/test_cluster.py with 0.1)."""
 
 
 def shard_rows(row: dict, shard_dialogues: int, planned: int) -> list[dict]:

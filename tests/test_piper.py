@@ -223,4 +223,5 @@ def test_bench_run_config_passes_the_checks_before_work(tmp_path):
         raw = OmegaConf.to_container(compose("generate", overrides=[
             *PIPELINE_OVERRIDES, f"sink.dir={tmp_path / 'ds'}"]), resolve=True)
     config = GenerateConfig.check(raw)
-    assert config.tts.name == "piper" and [name for name, share in config.splits.items() if share] == ["train"]
+    assert config.tts.name == "piper"
+    assert [name for name, share in config.splits.items() if share] == ["train"]

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline import card_plots, paths
 from pipeline.card_metadata import CardError, card_metadata, validate_card
@@ -300,18 +300,10 @@ def scrub_secrets(text: str) -> str:
 
 def card_job(raw: dict) -> dict:
     """`duplexsynth card sink.dir=D` (or `dataset=D`): write or refresh D/README.md."""
-    from pipeline.jobs_common import fail
+    from pipeline.jobs_common import checked, fail, sink_dir
 
-    dataset = raw.get("dataset") or (raw.get("sink") or {}).get("dir")
-    if not dataset:
-        fail(ValueError("sink.dir: missing; set sink.dir=<folder written by generate>"))
-    try:
-        settings = CardSettings.model_validate(raw.get("card") or {})
-    except ValidationError as error:
-        problems = "; ".join(f"card.{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                             for e in error.errors())
-        fail(ValueError(problems))
-        raise
+    dataset = sink_dir(raw)
+    settings = checked(CardSettings, raw.get("card"), "card.")
     try:
         result = write_card(dataset, settings)
     except (DatasetNotFound, CardError) as error:

@@ -277,7 +277,7 @@ class VerifyJobConfig(Strict):
         try:
             config = cls.model_validate(raw)
         except ValidationError as error:
-            raise ConfigError(_explain(error)) from None
+            raise ConfigError(explain(error)) from None
         if not config.dataset:
             raise ConfigError("dataset: missing; set dataset=<folder written by generate>")
         return config
@@ -317,7 +317,7 @@ class GenerateConfig(Strict):
         try:
             config = cls.model_validate(raw)
         except ValidationError as error:
-            raise ConfigError(_explain(error)) from None
+            raise ConfigError(explain(error)) from None
         if config.plan.min_turns > config.plan.max_turns:
             raise ConfigError(
                 f"plan.min_turns ({config.plan.min_turns}) is above plan.max_turns "
@@ -354,16 +354,20 @@ class GenerateConfig(Strict):
         return locate(self.sink.dir, self.sink.storage_options)
 
 
-def _explain(error: ValidationError) -> str:
+def explain(error: ValidationError, prefix: str = "") -> str:
+    """A pydantic error as one line: `<prefix><key>: <what is wrong> (got <value>)` per bad
+    key, joined with "; ", so the user sees every bad key at once and where it lives.
+    `prefix` is the group a job validated on its own (`card.`, `mix.`)."""
     lines = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"])
-        got = item.get("input")
+        key = prefix + ".".join(str(part) for part in item["loc"])
         if item["type"] == "extra_forbidden":
             lines.append(f"{key}: unknown key; remove it or check its spelling")
+        elif item["type"] == "missing":
+            lines.append(f"{key}: missing; set {key}=<value>")
         else:
-            lines.append(f"{key}: {item['msg']} (got {got!r})")
-    return "invalid config:\n  " + "\n  ".join(lines)
+            lines.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
+    return "; ".join(lines)
 
 
 def _check_timing(timing: TimingConfig) -> None:

@@ -4,7 +4,8 @@ Import order, lowest layer first. A module imports only from its own layer or th
 above it in this list, never from a later one, and the import graph has no cycle
 (tests/test_import_graph.py checks both, function-level imports included):
 
-1. base     - paths, schema, textnorm, budget: import nothing from the package
+1. base     - paths, schema, textnorm, budget, rows (the inter-stage row's keys, codec and
+              typed outcomes): import nothing from the package but this layer
 2. storage  - storage (local folders and URIs), sink, shard_verify, run_lock, dataset: the
               shard format, its checks and the run lock, and the only reader of it
 3. steps    - scenarios, phenomena_quotas, writers/, prompts, script_check, tts/, corpus,

@@ -27,6 +27,7 @@ from pipeline.asr_gate import (
     WhisperTranscriber,
     judge,
 )
+from pipeline.rows import Rejected
 from pipeline.schema import DialogueScript, ScenarioSpec, Utterance
 from pipeline.stages import Row, RowStage
 from pipeline.tts.base import SynthesisError
@@ -84,7 +85,7 @@ class AsrStage(RowStage):
             out.update(scenario=scenario.model_dump_json(),
                        utterances=pickle.dumps(utterances, protocol=5))
         if not all(c.passed for c in checks):
-            return {**out, "utterances": None, "reject": ASR_MISMATCH}
+            return {**out, "utterances": None, **Rejected(ASR_MISMATCH).to_dict()}
         return out
 
     def revoice(self, scenario: ScenarioSpec, script: DialogueScript,

@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.exports.common import read_jsonl, write_jsonl
 
@@ -140,14 +140,9 @@ def synthetic_manifest(dataset: Path, settings: MixSettings, split: str | None =
 
 
 def mix_job(raw: dict) -> dict:
-    from pipeline.jobs import fail
+    from pipeline.jobs_common import checked, fail
 
-    try:
-        settings = MixSettings.model_validate(raw.get("mix") or {})
-    except ValidationError as error:
-        fail(MixError("; ".join(f"mix.{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                for e in error.errors())))
-        raise
+    settings = checked(MixSettings, raw.get("mix"), "mix.")
     out = (raw.get("out") or {}).get("dir")
     if not out:
         fail(MixError("out.dir: missing; set out.dir=<folder for the mix>"))

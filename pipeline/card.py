@@ -5,10 +5,9 @@ speech dataset has to say plainly that its voices are synthetic and which genera
 Everything in the card is read back from the dataset folder (shards, their metadata, run.json),
 so `duplexsynth card` can refresh the card of any dataset, also one built by resumed runs.
 
-The YAML front matter is produced by the libraries that read it: huggingface_hub's
-`DatasetCardData` and datasets' `MetadataConfigs` / `DatasetInfosDict` (configs with
-data_files, dataset_info with the shards' own Audio-typed features), then checked by parsing it
-back with `DatasetCard` and datasets (the Hub's validate-yaml endpoint is not reachable here).
+Here: the card's settings, statistics and plots into the template, and the secrets kept out
+of it. The YAML front matter, written by the libraries that read it and parsed back, is
+pipeline/card_metadata.py.
 """
 
 from __future__ import annotations
@@ -28,13 +27,13 @@ from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline import card_plots, paths
+from pipeline.card_metadata import CardError, card_metadata, validate_card
 from pipeline.card_stats import PHENOMENA, DatasetStats, dataset_stats
-from pipeline.dataset import DatasetNotFound, resolve, run_info, shard_paths
-from pipeline.dataset import splits as split_names
-from pipeline.sink import DIALOGUES, SEGMENTS, read_schema, shard_pattern
+from pipeline.dataset import DatasetNotFound, resolve, run_info
+from pipeline.sink import DIALOGUES, SEGMENTS
 from pipeline.storage import locate
 from pipeline.timing import TimingSettings
 from pipeline.timing_stats import TIMING_KEYS
@@ -42,9 +41,6 @@ from pipeline.timing_stats import TIMING_KEYS
 log = logging.getLogger("duplexsynth")
 
 TEMPLATES_DIR = paths.DATA_CARDS_DIR
-SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-                   (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"),
-                   (100_000_000, "10M<n<100M"))
 SECRET_KEY = re.compile(r"(token|secret|passw|api_?key|authorization|credential)", re.I)
 SECRET_ENV = re.compile(r"(TOKEN|SECRET|PASSW|API_?KEY|CREDENTIAL)", re.I)
 REDACTED = "<redacted>"
@@ -61,10 +57,6 @@ PLOTS = {
     "phenomena": "phenomena.png",
     "speaker_hours": "speaker_hours.png",
 }
-
-
-class CardError(ValueError):
-    """The card cannot be written or does not validate; the message says what to fix."""
 
 
 class CardSettings(BaseModel):
@@ -147,57 +139,6 @@ def timing_targets(run: dict):
     return density, share, float(target.get("gap_median_s", settings.targets.gap_median_s))
 
 
-def size_category(rows: int) -> str:
-    for limit, name in SIZE_CATEGORIES:
-        if rows < limit:
-            return name
-    return "n>100M" if rows < 1_000_000_000 else "other"
-
-
-def card_metadata(dataset: Path, stats: DatasetStats, settings: CardSettings, pretty_name: str):
-    """The YAML front matter as a DatasetCardData, written by the libraries that read it."""
-    from datasets import DatasetInfo, Features, SplitDict, SplitInfo
-    from datasets.info import DatasetInfosDict
-    from datasets.utils.metadata import MetadataConfigs
-    from huggingface_hub import DatasetCardData
-
-    languages = sorted({code.split("-")[0].lower() for code in stats.languages})
-    card_data = DatasetCardData(
-        pretty_name=pretty_name,
-        language=languages,
-        license=settings.license,
-        annotations_creators=["machine-generated"],
-        language_creators=["machine-generated"],
-        multilinguality="monolingual" if len(languages) == 1 else "multilingual",
-        size_categories=[size_category(max(stats.dialogues, stats.segments))],
-        source_datasets=["original"],
-        task_categories=list(settings.task_categories),
-        tags=list(settings.tags),
-    )
-    names = split_names(dataset)
-    MetadataConfigs({
-        config: {"data_files": [{"split": name, "path": f"data/{config}/{shard_pattern(name)}"}
-                                for name in names],
-                 **({"default": True} if config == DIALOGUES else {})}
-        for config in (DIALOGUES, SEGMENTS)
-    }).to_dataset_card_data(card_data)
-    infos = {}
-    for config in (DIALOGUES, SEGMENTS):
-        features = Features.from_arrow_schema(read_schema(shard_paths(dataset, config)[0]))
-        files = stats.files[config]
-        splits = SplitDict()
-        for name in names:
-            per_split = stats.splits[name]
-            splits.add(SplitInfo(name=name, num_bytes=files["splits"][name]["uncompressed_bytes"],
-                                 num_examples=(per_split.dialogues if config == DIALOGUES
-                                               else per_split.segments)))
-        infos[config] = DatasetInfo(features=features, splits=splits, config_name=config,
-                                    download_size=files["bytes"],
-                                    dataset_size=files["uncompressed_bytes"])
-    DatasetInfosDict(infos).to_dataset_card_data(card_data)
-    return card_data
-
-
 def render_card(dataset: Path, stats: DatasetStats, run: dict, settings: CardSettings,
                 plots: dict[str, str]) -> str:
     from huggingface_hub import DatasetCard
@@ -211,7 +152,8 @@ def render_card(dataset: Path, stats: DatasetStats, run: dict, settings: CardSet
     pretty_name = settings.pretty_name or (
         "duplexsynth synthetic conversations ("
         + ", ".join(names.get(code, code) for code in languages) + ")")
-    card_data = card_metadata(dataset, stats, settings, pretty_name)
+    card_data = card_metadata(dataset, stats, pretty_name, settings.license,
+                              settings.task_categories, settings.tags)
     context = card_context(dataset, stats, run, settings, plots)
     card = DatasetCard.from_template(card_data, template_path=template,
                                      pretty_name=pretty_name, **context)
@@ -356,55 +298,12 @@ def scrub_secrets(text: str) -> str:
     return text
 
 
-def validate_card(text: str, dataset: Path) -> None:
-    """Parse the card back as the Hub and `datasets` would; raise CardError on any problem."""
-    from datasets import Features
-    from datasets.info import DatasetInfosDict
-    from datasets.utils.metadata import MetadataConfigs
-    from huggingface_hub import DatasetCard
-
-    try:
-        card = DatasetCard(text)
-        configs = MetadataConfigs.from_dataset_card_data(card.data)
-        infos = DatasetInfosDict.from_dataset_card_data(card.data)
-    except (ValueError, TypeError, yaml.YAMLError) as error:
-        raise CardError(f"card metadata does not parse: {error}") from error
-    data = card.data.to_dict()
-    for key in ("language", "license", "task_categories", "size_categories", "tags",
-                "pretty_name"):
-        if not data.get(key):
-            raise CardError(f"card metadata: `{key}` is missing")
-    if data["size_categories"][0] not in {name for _, name in SIZE_CATEGORIES} | {"n>100M"}:
-        raise CardError(f"card metadata: size_categories {data['size_categories']} is unknown")
-    if set(configs) != {DIALOGUES, SEGMENTS} or set(infos) != {DIALOGUES, SEGMENTS}:
-        raise CardError(f"card metadata: configs {sorted(configs)} / dataset_info "
-                        f"{sorted(infos)} must both be {[DIALOGUES, SEGMENTS]}")
-    for config in (DIALOGUES, SEGMENTS):
-        for entry in configs[config]["data_files"]:
-            if not locate(dataset).glob(entry["path"]):
-                raise CardError(f"card configs.{config}: {entry['path']} matches no file")
-        shard_features = Features.from_arrow_schema(
-            read_schema(shard_paths(dataset, config)[0]))
-        if infos[config].features != shard_features:
-            raise CardError(f"card dataset_info.{config}: features differ from the shards")
-    if "synthetic" not in card.text.lower():
-        raise CardError("card text must say that the speech is synthetic")
-
-
 def card_job(raw: dict) -> dict:
     """`duplexsynth card sink.dir=D` (or `dataset=D`): write or refresh D/README.md."""
-    from pipeline.jobs_common import fail
+    from pipeline.jobs_common import checked, fail, sink_dir
 
-    dataset = raw.get("dataset") or (raw.get("sink") or {}).get("dir")
-    if not dataset:
-        fail(ValueError("sink.dir: missing; set sink.dir=<folder written by generate>"))
-    try:
-        settings = CardSettings.model_validate(raw.get("card") or {})
-    except ValidationError as error:
-        problems = "; ".join(f"card.{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                             for e in error.errors())
-        fail(ValueError(problems))
-        raise
+    dataset = sink_dir(raw)
+    settings = checked(CardSettings, raw.get("card"), "card.")
     try:
         result = write_card(dataset, settings)
     except (DatasetNotFound, CardError) as error:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.splits import DEFAULT_SPLITS, check_splits
 from pipeline.storage import Location, check_no_secrets, is_uri, locate
+from pipeline.timing import LogNormal, TimingSettings
 
 SUPPORTED_LANGUAGES = ("en", "hu")
 
@@ -52,31 +53,43 @@ class LogNormalConfig(Strict):
     sigma: float = Field(ge=0)
     max_s: float = Field(gt=0)
 
+    @classmethod
+    def of(cls, draw: LogNormal) -> LogNormalConfig:
+        return cls(median_s=draw.median_s, sigma=draw.sigma, max_s=draw.max_s)
+
+
+# The timing defaults are written once, with their sources, in pipeline/timing.py; the
+# typed config takes them from there and conf/timing/default.yaml is checked against it
+# (tests/test_config_defaults.py).
+_TIMING = TimingSettings()
+
 
 class OffsetConfig(Strict):
     """The signed-offset density of speaker transfers (pipeline/offset_model.py)."""
 
-    overlap_median_s: float = Field(0.30, gt=0)
-    tail_weight: float = Field(0.55, gt=0)
-    min_s: float = Field(-3.0, lt=0)
-    max_s: float = Field(3.0, gt=0)
+    overlap_median_s: float = Field(_TIMING.overlap_median_s, gt=0)
+    tail_weight: float = Field(_TIMING.tail_weight, gt=0)
+    min_s: float = Field(_TIMING.offset_min_s, lt=0)
+    max_s: float = Field(_TIMING.offset_max_s, gt=0)
 
 
 class VarietyConfig(Strict):
     """Gap factors by what came before (pipeline/timing.py `Variety`; 1.0 = off)."""
 
-    question_gap_factor: float = Field(0.8, gt=0)
-    dispreferred_gap_factor: float = Field(2.0, gt=0)
-    other_gap_factor: float = Field(1.1, gt=0)
+    question_gap_factor: float = Field(_TIMING.variety.question_gap_factor, gt=0)
+    dispreferred_gap_factor: float = Field(_TIMING.variety.dispreferred_gap_factor, gt=0)
+    other_gap_factor: float = Field(_TIMING.variety.other_gap_factor, gt=0)
 
 
 class TimingTargetConfig(Strict):
     """What a run aims for; the plan's quotas follow it (see pipeline/timing.py)."""
 
-    overlap_transfer_ratio: float = Field(0.30, ge=0, le=1)
-    overlapped_speech_fraction: float = Field(0.05, ge=0, le=1)
-    gap_median_s: float | None = Field(None, gt=0, description="null = 0.22 s")
-    backchannel_share: float = Field(0.18, ge=0, lt=1)
+    overlap_transfer_ratio: float = Field(_TIMING.targets.overlap_transfer_ratio, ge=0, le=1)
+    overlapped_speech_fraction: float = Field(_TIMING.targets.overlapped_speech_fraction,
+                                              ge=0, le=1)
+    gap_median_s: float | None = Field(
+        None, gt=0, description=f"null = {_TIMING.targets.gap_median_s} s")
+    backchannel_share: float = Field(_TIMING.targets.backchannel_share, ge=0, lt=1)
 
 
 class TimingConfig(Strict):
@@ -86,16 +99,16 @@ class TimingConfig(Strict):
     target: TimingTargetConfig = Field(default_factory=TimingTargetConfig)
     offset: OffsetConfig = Field(default_factory=lambda: OffsetConfig())
     variety: VarietyConfig = Field(default_factory=lambda: VarietyConfig())
-    same_speaker_gap: LogNormalConfig = LogNormalConfig(median_s=0.45, sigma=0.5, max_s=3.0)
-    pause: LogNormalConfig = LogNormalConfig(median_s=0.75, sigma=0.35, max_s=3.0)
-    interruption_rate: float = Field(0.08, ge=0, le=1)
-    speaker_gap_sigma: float = Field(0.10, ge=0)
-    reaction_min_s: float = Field(0.2, ge=0)
-    reaction_max_s: float = Field(0.6, ge=0)
-    backchannel_delay_min_s: float = Field(0.05, ge=0)
-    backchannel_delay_max_s: float = Field(0.3, ge=0)
-    min_self_gap_s: float = Field(0.05, ge=0)
-    tail_s: float = Field(0.3, ge=0)
+    same_speaker_gap: LogNormalConfig = LogNormalConfig.of(_TIMING.same_speaker_gap)
+    pause: LogNormalConfig = LogNormalConfig.of(_TIMING.pause)
+    interruption_rate: float = Field(_TIMING.interruption_rate, ge=0, le=1)
+    speaker_gap_sigma: float = Field(_TIMING.speaker_gap_sigma, ge=0)
+    reaction_min_s: float = Field(_TIMING.reaction_min_s, ge=0)
+    reaction_max_s: float = Field(_TIMING.reaction_max_s, ge=0)
+    backchannel_delay_min_s: float = Field(_TIMING.backchannel_delay_min_s, ge=0)
+    backchannel_delay_max_s: float = Field(_TIMING.backchannel_delay_max_s, ge=0)
+    min_self_gap_s: float = Field(_TIMING.min_self_gap_s, ge=0)
+    tail_s: float = Field(_TIMING.tail_s, ge=0)
 
 
 class WriterConfig(BaseModel):
@@ -264,7 +277,7 @@ class VerifyJobConfig(Strict):
         try:
             config = cls.model_validate(raw)
         except ValidationError as error:
-            raise ConfigError(_explain(error)) from None
+            raise ConfigError(explain(error)) from None
         if not config.dataset:
             raise ConfigError("dataset: missing; set dataset=<folder written by generate>")
         return config
@@ -304,7 +317,7 @@ class GenerateConfig(Strict):
         try:
             config = cls.model_validate(raw)
         except ValidationError as error:
-            raise ConfigError(_explain(error)) from None
+            raise ConfigError(explain(error)) from None
         if config.plan.min_turns > config.plan.max_turns:
             raise ConfigError(
                 f"plan.min_turns ({config.plan.min_turns}) is above plan.max_turns "
@@ -341,21 +354,25 @@ class GenerateConfig(Strict):
         return locate(self.sink.dir, self.sink.storage_options)
 
 
-def _explain(error: ValidationError) -> str:
+def explain(error: ValidationError, prefix: str = "") -> str:
+    """A pydantic error as one line: `<prefix><key>: <what is wrong> (got <value>)` per bad
+    key, joined with "; ", so the user sees every bad key at once and where it lives.
+    `prefix` is the group a job validated on its own (`card.`, `mix.`)."""
     lines = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"])
-        got = item.get("input")
+        key = prefix + ".".join(str(part) for part in item["loc"])
         if item["type"] == "extra_forbidden":
             lines.append(f"{key}: unknown key; remove it or check its spelling")
+        elif item["type"] == "missing":
+            lines.append(f"{key}: missing; set {key}=<value>")
         else:
-            lines.append(f"{key}: {item['msg']} (got {got!r})")
-    return "invalid config:\n  " + "\n  ".join(lines)
+            lines.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
+    return "; ".join(lines)
 
 
 def _check_timing(timing: TimingConfig) -> None:
     """Resolve and load the profile now (workers run elsewhere) so a bad path fails early."""
-    from pipeline.timing import TimingSettings, load_profile
+    from pipeline.timing import load_profile
 
     for low, high in (("reaction_min_s", "reaction_max_s"),
                       ("backchannel_delay_min_s", "backchannel_delay_max_s")):

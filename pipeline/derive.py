@@ -1,8 +1,9 @@
 """Settings derived from the checked `generate` config, beside pipeline.config.
 
 The plan's phenomenon rates default to the timing model's quotas, so deriving the plan needs
-the timing settings too; both are computed here (not in run.py) so that a stage can derive
-them without importing the driver. `pipeline.run` re-exports both names.
+the timing settings too; both, and the run's timing targets (run.json `timing.target`), are
+computed here (not in run.py) so that a stage or a test can derive them without importing
+the driver.
 """
 
 from __future__ import annotations
@@ -11,11 +12,27 @@ from pipeline.config import GenerateConfig
 from pipeline.scenarios import PlanSettings
 from pipeline.timing import TimingSettings
 
-__all__ = ["plan_settings", "timing_settings"]
+__all__ = ["plan_settings", "timing_settings", "timing_target"]
 
 
 def timing_settings(config: GenerateConfig) -> TimingSettings:
     return TimingSettings.from_config(config.timing.model_dump())
+
+
+def timing_target(config: GenerateConfig) -> dict:
+    """Targets of the run: the timing config or profile, unless plan rates override them.
+
+    An explicit `plan.overlap_rate` / `plan.backchannel_rate` sets that target only where
+    transfers are counted the way the plan counts them ("turns").
+    """
+    targets = timing_settings(config).targets
+    values = targets.as_dict()
+    if targets.definition == "turns":
+        if config.plan.overlap_rate is not None:
+            values["overlap_transfer_ratio"] = config.plan.overlap_rate
+        if config.plan.backchannel_rate is not None:
+            values["backchannel_share"] = config.plan.backchannel_rate
+    return {"values": values, "definition": targets.definition}
 
 
 def plan_settings(config: GenerateConfig) -> PlanSettings:

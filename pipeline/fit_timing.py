@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.segments import (
     MERGE_SILENCE_S,
@@ -238,12 +238,11 @@ def fit_timing(config: FitTimingConfig) -> Path:
 
 
 def fit_timing_job(raw: dict) -> Path:
+    from pipeline.jobs_common import checked
+
+    config = checked(FitTimingConfig, raw)
     try:
-        config = FitTimingConfig.model_validate(raw)
         path = fit_timing(config)
-    except ValidationError as error:
-        print(f"duplexsynth fit-timing: invalid config: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
     except ValueError as error:
         print(f"duplexsynth fit-timing: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -17,11 +17,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from pipeline.card import CardError, CardSettings, write_card
 from pipeline.dataset import DatasetNotFound, shard_paths
-from pipeline.jobs_common import fail
+from pipeline.jobs_common import checked, fail, sink_dir
 from pipeline.sink import DIALOGUES
 
 
@@ -100,23 +100,17 @@ def publish(dataset: Path, repo_id: str, private: bool, settings: PublishSetting
 def publish_job(raw: dict) -> dict:
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    dataset = raw.get("dataset") or (raw.get("sink") or {}).get("dir")
+    dataset = sink_dir(raw)
     repo_id = raw.get("repo_id")
-    if not dataset:
-        fail(ValueError("sink.dir: missing; set sink.dir=<folder written by generate>"))
     if not repo_id:
         fail(ValueError("repo_id: missing; set repo_id=<owner>/<name>"))
     try:
         validate_repo_id(str(repo_id))
-        settings = PublishSettings.model_validate(raw.get("publish") or {})
-        card = CardSettings.model_validate({**(raw.get("card") or {}), "repo_id": repo_id})
     except HFValidationError as error:
         fail(ValueError(f"repo_id: {error}"))
         raise
-    except ValidationError as error:
-        fail(ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                  for e in error.errors())))
-        raise
+    settings = checked(PublishSettings, raw.get("publish"), "publish.")
+    card = checked(CardSettings, {**(raw.get("card") or {}), "repo_id": repo_id}, "card.")
     private = raw.get("private", True)
     if not isinstance(private, bool):
         fail(ValueError(f"private: must be true or false (got {private!r})"))

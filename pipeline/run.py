@@ -21,12 +21,11 @@ from typing import Any
 
 from pipeline import paths
 from pipeline.config import GenerateConfig
-from pipeline.derive import plan_settings, timing_settings  # noqa: F401 - re-exported
+from pipeline.derive import timing_target
 from pipeline.features import decode_columns
 from pipeline.run_lock import STATE_DIR, LocalClaims, RunLock
 from pipeline.schema import ScenarioSpec
 from pipeline.script_check import WriterStopped
-from pipeline.shard_sink import flush as _flush  # noqa: F401 - re-exported for tests
 from pipeline.shard_verify import quarantined_count, verify_on_resume, writer_storage
 from pipeline.sink import ShardWriter, iter_shards, read_table
 from pipeline.split_plan import (
@@ -225,22 +224,6 @@ def _summary(
         "wall_s": round(wall_s, 2),
         "shards": len(writer.finished_shards()),
     }
-
-
-def timing_target(config: GenerateConfig) -> dict:
-    """Targets of the run: the timing config or profile, unless plan rates override them.
-
-    An explicit `plan.overlap_rate` / `plan.backchannel_rate` sets that target only where
-    transfers are counted the way the plan counts them ("turns").
-    """
-    targets = timing_settings(config).targets
-    values = targets.as_dict()
-    if targets.definition == "turns":
-        if config.plan.overlap_rate is not None:
-            values["overlap_transfer_ratio"] = config.plan.overlap_rate
-        if config.plan.backchannel_rate is not None:
-            values["backchannel_share"] = config.plan.backchannel_rate
-    return {"values": values, "definition": targets.definition}
 
 
 def _versions() -> dict[str, str]:

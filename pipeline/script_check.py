@@ -15,45 +15,43 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from pipeline.rows import Deferred, Outcome
 from pipeline.schema import DialogueScript, ScenarioSpec, Turn
 
-DEFERRED_PREFIX = "deferred:"
 # Languages lingua may answer with: ours plus the ones an LLM most often drifts into.
 LANGUAGE_ID_CANDIDATES = ("en", "hu", "de", "fr", "es", "it", "pt", "nl", "pl", "cs", "sk",
                           "ro", "hr", "sl", "ru", "uk", "tr", "fi", "sv", "da", "et", "bg")
 
 
 class ScriptRejected(ValueError):
-    """The script cannot be used; `reason` is the counted category."""
+    """The script cannot be used; `reason` is the counted category (pipeline/rows.py)."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
 
+    @property
+    def outcome(self) -> Outcome:
+        """The row's outcome (Rejected or Deferred): its `to_dict()` is the columns to set."""
+        return Outcome.parse(self.reason, self.detail)
 
-class Deferred(ScriptRejected):
+
+class ScriptDeferred(ScriptRejected):
     """Not a bad script but no script yet (budget spent, endpoint down): retry on rerun.
 
-    Its reason carries DEFERRED_PREFIX; the driver never writes a shard holding such a row,
-    so the next run of the same config picks the whole shard up again.
+    `reason` is the stored form (`deferred:<reason>`); the driver never writes a shard holding
+    such a row, so the next run of the same config picks the whole shard up again.
     """
 
     def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(DEFERRED_PREFIX + reason, detail)
+        super().__init__(Deferred(reason).stored(), detail)
 
 
 class WriterStopped(RuntimeError):
     """The endpoint refuses every request (bad key, unknown model, context too small): the
     run stops with this one-line message instead of rejecting row after row. The rows in
-    flight get WRITER_STOPPED, a deferred reason, so their shards are redone by a rerun."""
-
-
-WRITER_STOPPED = DEFERRED_PREFIX + "writer_stopped"
-
-
-def is_deferred(reason: str | None) -> bool:
-    return bool(reason) and str(reason).startswith(DEFERRED_PREFIX)
+    flight are deferred (rows.WRITER_STOPPED), so their shards are redone by a rerun."""
 
 
 def turn_bounds(target_turns: int, tolerance: float) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from collections import Counter
 from typing import Any
 
 from pipeline.budget import OVER_BUDGET, BudgetGoal
-from pipeline.script_check import is_deferred
+from pipeline.rows import Deferred, Outcome, Rejected, Written, clean
 from pipeline.sink import ShardStats, ShardWriter, shard_indices, shard_of
 from pipeline.stages import STAGE_SECONDS
 from pipeline.storage import StorageError, storage_error
@@ -64,7 +64,7 @@ class ShardSinkStage:
         for row in rows:
             if self.finished:
                 break
-            self._take_row(_clean(row), report)
+            self._take_row(clean(row), report)
         report["finished"] = self.finished
         report["hours"] = self.goal.audio_s / 3600
         return report
@@ -74,21 +74,22 @@ class ShardSinkStage:
         report["stage_s"].update(json.loads(row.get(STAGE_SECONDS) or "{}"))
         shard = shard_of(row["local"], self.size)
         self.pending.setdefault(shard, []).append(row)
-        if row.get("reject") and isinstance(row.get("reject_detail"), str):
-            report["reject_examples"].setdefault(row["reject"], row["reject_detail"])
+        outcome = Outcome.from_dict(row)
+        if not isinstance(outcome, Written) and outcome.detail is not None:
+            report["reject_examples"].setdefault(outcome.stored(), outcome.detail)
         if isinstance(row.get("writer_error"), str):
             report["stopped"] = report["writer_error"] = row["writer_error"]
             self.finished = True
             return
-        if is_deferred(row.get("reject")):
-            report["deferred"][row["reject"]] += 1
-            if row["reject"].endswith("budget_exhausted"):
+        if isinstance(outcome, Deferred):
+            report["deferred"][outcome.stored()] += 1
+            if outcome.stops_run:
                 report["stopped"] = BUDGET_SPENT
                 report["not_written"].append([shard, "budget spent: left for the next run"])
                 self.finished = True
                 return
-        elif not row.get("reject") and not self.goal.offer(row["audio_s"]):
-            row.update(reject=OVER_BUDGET, dialogue=None, segments=None)
+        elif isinstance(outcome, Written) and not self.goal.offer(row["audio_s"]):
+            row.update(Rejected(OVER_BUDGET).to_dict(), dialogue=None, segments=None)
         complete = len(self.pending[shard]) == len(shard_indices(shard, self.size,
                                                                  self.planned))
         if self.goal.reached():
@@ -101,7 +102,7 @@ class ShardSinkStage:
     def _flush(self, shard: int, rows: list[dict], report: dict) -> None:
         if report["sink_error"]:
             return
-        if any(is_deferred(r.get("reject")) for r in rows):
+        if any(isinstance(Outcome.from_dict(r), Deferred) for r in rows):
             report["not_written"].append(
                 [shard, "it holds deferred rows (a rerun retries them)"])
             return
@@ -127,8 +128,9 @@ def flush(writer: ShardWriter, split: str, shard: int, rows: list[dict]) -> Shar
     for row in rows:
         if isinstance(row.get("llm_usage"), str):
             stats.llm.update(json.loads(row["llm_usage"]))
-        if row.get("reject"):
-            stats.rejected[row["reject"]] += 1
+        outcome = Outcome.from_dict(row)
+        if not isinstance(outcome, Written):
+            stats.rejected[outcome.stored()] += 1
             continue
         dialogues.append(pickle.loads(row["dialogue"]))
         segments.extend(pickle.loads(row["segments"]))
@@ -136,9 +138,3 @@ def flush(writer: ShardWriter, split: str, shard: int, rows: list[dict]) -> Shar
         stats.audio_s += row["audio_s"]
     writer.write(split, shard, dialogues, segments, stats)
     return stats
-
-
-def _clean(row: dict) -> dict:
-    """pandas gives NaN where a column only some rows set; the loop expects None."""
-    return {key: (None if isinstance(value, float) and value != value else value)
-            for key, value in row.items()}

@@ -2,8 +2,9 @@
 
 A row is a dict that grows as it passes: `index`, `id`, `scenario` (JSON) → `script` (JSON) →
 `utterances` (pickled audio, internal to the run) → `dialogue` / `segments` (final Parquet
-rows, pickled). A stage that cannot handle a row sets `reject` to a counted reason and every
-later stage passes the row through, so the sink still knows its shard is complete.
+rows, pickled); pipeline/rows.py lists every key and its form. A stage that cannot handle a
+row gives it a Rejected or Deferred outcome (its `reject` column) and every later stage
+passes the row through, so the sink still knows its shard is complete.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from pipeline.asr_gate import asr_columns, asr_summary
 from pipeline.augment import augment_rendered
 from pipeline.labels import asr_segments, duplex_labels
 from pipeline.render import render
+from pipeline.rows import SYNTHESIS_FAILED, WRITER_STOPPED, Deferred, Outcome, Rejected, Written
 from pipeline.scenarios import plan_scenario
 from pipeline.schema import DialogueScript, ScenarioSpec, Utterance, voice_id
-from pipeline.script_check import WRITER_STOPPED, ScriptRejected, WriterStopped, check_script
+from pipeline.script_check import ScriptRejected, WriterStopped, check_script
 from pipeline.sink import flac_bytes, shard_pattern
 from pipeline.timeline import arrange
 from pipeline.timing import TimingModel, TimingSettings
@@ -95,7 +97,7 @@ class RowStage:
         return _frame(charge_stage(rows, self.stage, started), batch)
 
     def _guarded(self, row: Row) -> Row:
-        if row.get("reject"):
+        if not isinstance(Outcome.from_dict(row), Written):
             return row
         return self.process(row)
 
@@ -167,21 +169,20 @@ class WriteStage(RowStage):
         if not hasattr(self.writer, "write_many"):
             return _frame(charge_stage([self._guarded(row) for row in rows], self.stage, started),
                           batch)
-        todo = [i for i, row in enumerate(rows) if not row.get("reject")]
+        todo = [i for i, row in enumerate(rows) if isinstance(Outcome.from_dict(row), Written)]
         scenarios = [ScenarioSpec.model_validate_json(rows[i]["scenario"]) for i in todo]
         out = [{**row, "script": None, "writer": self.meta, "llm_usage": None} for row in rows]
         try:
             results = self.writer.write_many(scenarios)
         except WriterStopped as error:  # every row would fail alike: the driver stops the run
             for i in todo:
-                out[i].update(reject=WRITER_STOPPED, writer_error=str(error))
+                out[i].update(Deferred(WRITER_STOPPED).to_dict(), writer_error=str(error))
             return _frame(charge_stage(out, self.stage, started), batch)
         for i, scenario, result in zip(todo, scenarios, results, strict=True):
             usage = dict(self.writer.pop_usage(scenario.id))
             out[i]["llm_usage"] = json.dumps(usage) if usage else None
             if isinstance(result, ScriptRejected):
-                out[i]["reject"] = result.reason
-                out[i]["reject_detail"] = result.detail[:300]
+                out[i].update(result.outcome.to_dict())
             else:
                 out[i]["script"] = result.model_dump_json()
         return _frame(charge_stage(out, self.stage, started), batch)
@@ -192,7 +193,7 @@ class WriteStage(RowStage):
         try:
             script = check_script(self.writer.write(scenario), scenario)
         except ScriptRejected as rejected:
-            return {**base, "reject": rejected.reason}
+            return {**base, "reject": rejected.outcome.stored()}
         return {**base, "script": script.model_dump_json()}
 
 
@@ -236,7 +237,7 @@ class ValidateStage(RowStage):
         try:
             script = self.checker.check(script, scenario)
         except ScriptRejected as rejected:
-            return {**row, "reject": rejected.reason}
+            return {**row, "reject": rejected.outcome.stored()}
         return {**row, "script": script.model_dump_json()}
 
 
@@ -258,7 +259,7 @@ class SpeakStage(RowStage):
                 voice = scenario.speaker(turn.speaker).voice
                 utterances.append(self.backend.synthesize(turn.text, voice, index, turn.speaker))
         except SynthesisError:
-            return {**row, "utterances": None, "reject": "synthesis_failed"}
+            return {**row, "utterances": None, **Rejected(SYNTHESIS_FAILED).to_dict()}
         return {**row, "utterances": pickle.dumps(utterances, protocol=5)}
 
 

@@ -118,8 +118,9 @@ class TimingSettings:
     speaker_gap_scales: tuple[float, ...] = ()
     speaker_gap_sigma: float = 0.10
     interruption_rate: float = 0.08
-    turn_overlap_ratio: float = 0.30
-    backchannel_share: float = 0.18
+    # the plan's quotas follow the targets unless a profile sets them (with_profile)
+    turn_overlap_ratio: float = TimingTargets.overlap_transfer_ratio
+    backchannel_share: float = TimingTargets.backchannel_share
     targets: TimingTargets = field(default_factory=TimingTargets)
     variety: Variety = field(default_factory=Variety)
     reaction_min_s: float = 0.2

@@ -10,10 +10,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from pipeline.config import GenerateConfig
-from pipeline.run import _flush, plan_shard
+from pipeline.shard_sink import flush
 from pipeline.sink import ShardWriter
 from pipeline.splits import dialogue_counts
 from pipeline.stages import AssembleStage, SpeakStage, ValidateStage, WriteStage
+from pipeline.stream import plan_shard
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +37,6 @@ def build_dataset(root: Path, dialogues: int = 4, shard: int = 2, *overrides: st
         for stage in (WriteStage, ValidateStage, SpeakStage, AssembleStage):
             frame = stage(stage_config)(frame)
         for number in shards:
-            _flush(writer, name, number,
-                   [r for r in frame.to_dict("records") if r["shard"] == number])
+            flush(writer, name, number,
+                  [r for r in frame.to_dict("records") if r["shard"] == number])
     return root

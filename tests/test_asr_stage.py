@@ -13,10 +13,11 @@ import pytest
 
 from pipeline.asr_check import AsrStage
 from pipeline.asr_gate import ASR_MISMATCH
-from pipeline.run import _flush, plan_shard
 from pipeline.schema import ScenarioSpec
+from pipeline.shard_sink import flush
 from pipeline.sink import ShardWriter
 from pipeline.stages import AssembleStage, SpeakStage, ValidateStage, WriteStage
+from pipeline.stream import plan_shard
 from pipeline.tts.espeak import EspeakBackend
 from tests.test_asr_gate import generate_config
 
@@ -76,7 +77,7 @@ def test_clear_english_passes_at_mean_wer_015(english, gate, tmp_path):
                                               json.loads(rows[0]["scenario"])["speakers"]}
     assembled = AssembleStage(config)(pd.DataFrame(rows)).to_dict("records")
     writer = ShardWriter(tmp_path, 16000)
-    _flush(writer, "train", 0, assembled)
+    flush(writer, "train", 0, assembled)
     segments = pickle.loads(assembled[0]["segments"])
     assert all(isinstance(s["asr_text"], str) and s["asr_error"] is not None for s in segments)
     dialogue = pickle.loads(assembled[0]["dialogue"])
@@ -117,7 +118,7 @@ def test_swapped_turn_texts_are_caught_and_counted(english, gate, tmp_path):
     assert out["reject"] == ASR_MISMATCH and {a, b} <= failed
     rows = AssembleStage(config)(pd.DataFrame([out])).to_dict("records")
     writer = ShardWriter(tmp_path, 16000)
-    _flush(writer, "train", 0, rows)
+    flush(writer, "train", 0, rows)
     assert writer.totals().rejected == {ASR_MISMATCH: 1} and writer.totals().written == 0
 
 

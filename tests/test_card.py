@@ -21,16 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline.card import (
-    PLOTS,
-    REDACTED,
-    CardError,
-    CardSettings,
-    redact,
-    scrub_secrets,
-    size_category,
-    validate_card,
-)
+from pipeline.card import PLOTS, REDACTED, CardSettings, redact, scrub_secrets
+from pipeline.card_metadata import CardError, size_category, validate_card
 from pipeline.card_plots import target_offset_density
 from pipeline.card_stats import dataset_stats
 from pipeline.dataset import iter_dialogues

@@ -52,3 +52,30 @@ def test_bare_command_lists_jobs():
                             text=True, timeout=60)
     assert result.returncode == 0
     assert "generate" in result.stdout
+
+
+def test_a_bad_generate_config_is_one_line_naming_every_key():
+    with pytest.raises(ConfigError) as error:
+        GenerateConfig.check({"budget": {"dialogues": -3}, "plan": {"colour": "blue"}})
+    message = str(error.value)
+    assert "\n" not in message
+    assert "budget.dialogues: " in message and "(got -3)" in message
+    assert "plan.colour: unknown key" in message
+
+
+@pytest.mark.parametrize(("job", "overrides", "line"), [
+    ("card", ("sink.dir={tmp}", "card.top_voices=0"),
+     "card.top_voices: Input should be greater than or equal to 1"),
+    ("mix", ("out.dir={tmp}", "+mix.colour=blue"),
+     "mix.colour: unknown key; remove it or check its spelling"),
+])
+def test_jobs_check_their_own_group_with_one_line_naming_the_key(tmp_path, capsys, job,
+                                                                 overrides, line):
+    """The jobs' shared check (jobs_common.checked) through the CLI's own config path."""
+    from tests.cli_support import in_process
+
+    with pytest.raises(SystemExit) as stop:
+        in_process(job, *(o.format(tmp=tmp_path) for o in overrides))
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and err.startswith("duplexsynth: ") and line in err
+    assert "\n" not in err and "Traceback" not in err

@@ -7,8 +7,8 @@ import json
 import pyarrow as pa
 
 from pipeline.config import GenerateConfig
+from pipeline.derive import plan_settings
 from pipeline.features import decode_columns, dialogue_features, encode_columns
-from pipeline.run import plan_settings
 from pipeline.scenarios import plan_scenario
 from pipeline.schema import (
     AxisEvent,

@@ -16,6 +16,7 @@ import pytest
 from pipeline.budget import BudgetGoal
 from pipeline.config import ConfigError, GenerateConfig
 from pipeline.dataset import iter_dialogues, iter_segments, run_info
+from pipeline.rows import ROW_KEYS, SYNTHESIS_FAILED, Rejected, decode
 from pipeline.shard_sink import REPORT, ShardSinkStage
 from pipeline.sink import ShardWriter
 from pipeline.stages import AssembleStage, SpeakStage, ValidateStage, WriteStage
@@ -69,6 +70,21 @@ def test_deferred_rows_keep_their_shard_unwritten(assembled, tmp_path):
     assert reports[-1]["not_written"] == [[1, "it holds deferred rows (a rerun retries them)"]]
     assert ShardWriter(tmp_path, 16000).is_done("train", 0)
     assert not ShardWriter(tmp_path, 16000).is_done("train", 1)
+
+
+def test_the_row_codec_names_every_key_the_stages_set(assembled):
+    assert set(assembled[0]) <= set(ROW_KEYS), set(assembled[0]) - set(ROW_KEYS)
+    assert decode(assembled[0], "scenario").id == assembled[0]["id"]
+    assert decode(assembled[0], "dialogue")["id"] == assembled[0]["id"]
+
+
+def test_stored_reasons_reach_the_shard_metadata_unchanged(assembled, tmp_path):
+    rows = [dict(r) for r in assembled]
+    rows[0].update(Rejected(SYNTHESIS_FAILED).to_dict(), dialogue=None, segments=None)
+    rows[1].update(reject="near_duplicate", dialogue=None, segments=None)
+    feed(sink_stage(tmp_path), rows)
+    meta = json.loads(ShardWriter(tmp_path, 16000).totals().to_json())
+    assert json.dumps(meta["rejected"]) == '{"synthesis_failed": 1, "near_duplicate": 1}'
 
 
 def test_a_reached_goal_trims_the_shard_and_ignores_the_rest(assembled, tmp_path):

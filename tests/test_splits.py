@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from pipeline.config import ConfigError, GenerateConfig
-from pipeline.run import plan_settings
+from pipeline.derive import plan_settings
 from pipeline.scenarios import plan_scenario
 from pipeline.schema import voice_id
 from pipeline.sink import ShardStats, shard_name, shard_pattern, split_of

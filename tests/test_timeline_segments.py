@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from pipeline.config import GenerateConfig
+from pipeline.derive import plan_settings, timing_settings
 from pipeline.fit_timing import FitTimingConfig, fit_timing
 from pipeline.render import render
-from pipeline.run import plan_settings, timing_settings
 from pipeline.scenarios import plan_scenario
 from pipeline.segments import consecutive, timeline_segments
 from pipeline.timeline import arrange

@@ -25,8 +25,10 @@ def stage_config() -> dict:
 
 
 def row(scenario) -> dict:
-    return {"index": scenario.index, "shard": 0, "id": scenario.id,
-            "scenario": scenario.model_dump_json(), "reject": None}
+    """A planned row as pipeline/stream.py's plan task gives it (its stage seconds too)."""
+    return {"index": scenario.index, "local": scenario.index, "split": "train", "shard": 0,
+            "reject": None, "stage_s": '{"plan": 0.01}', "id": scenario.id,
+            "scenario": scenario.model_dump_json()}
 
 
 def test_processor_config_carries_the_settings():
@@ -59,6 +61,7 @@ def test_postprocess_accepts_a_good_answer_and_rejects_bad_ones():
                                              "completion_tokens": 500}
     assert json.loads(good["writer"])["prompt_version"].startswith("dialogue-v1+")
     assert "messages" not in good and "generated_text" not in good
+    assert good["stage_s"] == '{"plan": 0.01}', "the plan stage's seconds were dropped"
     cut = post({**base, "generated_text": '{"scenario_id": "x", "turns": [',
                 "num_generated_tokens": 2000})
     assert cut["reject"] == "truncated"
@@ -71,4 +74,4 @@ def test_engine_errors_become_counted_rejects():
     failed = finish_row({**row(scenario), "messages": [], ERROR_COLUMN: "CUDA OOM"})
     assert failed["reject"] == "llm_error" and failed["script"] is None
     assert set(failed) == {"index", "local", "split", "shard", "id", "scenario", "reject",
-                           "script", "writer", "llm_usage"}
+                           "stage_s", "script", "writer", "llm_usage"}

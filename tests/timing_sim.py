@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable
 
 from pipeline.config import GenerateConfig
-from pipeline.run import plan_settings, timing_settings, timing_target
+from pipeline.derive import plan_settings, timing_settings, timing_target
 from pipeline.scenarios import plan_scenario
 from pipeline.schema import Utterance
 from pipeline.timeline import arrange

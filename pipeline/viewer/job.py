@@ -6,23 +6,17 @@ import logging
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from pipeline.config import ConfigError, ViewJobConfig, ViewSettings, _explain
+from pipeline.config import ViewJobConfig, ViewSettings
 from pipeline.viewer.site import SiteResult, ViewError, write_site
 
 log = logging.getLogger("duplexsynth")
 
 
 def view_job(raw: dict) -> SiteResult:
-    from pipeline.jobs_common import dataset_and_out, fail
+    from pipeline.jobs_common import checked, dataset_and_out, fail
 
     dataset, out = dataset_and_out(raw, "the viewer site")
-    try:
-        config = ViewJobConfig.model_validate(raw)
-    except ValidationError as error:
-        fail(ConfigError(_explain(error)))
-        raise
+    config = checked(ViewJobConfig, raw)
     try:
         result = write_site(Path(dataset), Path(out), split=config.split, limit=config.limit,
                             ids=config.ids, px_per_s=config.px_per_s, audio=config.audio)

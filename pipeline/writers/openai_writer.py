@@ -31,8 +31,9 @@ from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from pipeline.prompts import PromptSet, script_schema
+from pipeline.rows import BUDGET_EXHAUSTED
 from pipeline.schema import DialogueScript, ScenarioSpec
-from pipeline.script_check import Deferred, ScriptRejected, WriterStopped, check_script
+from pipeline.script_check import ScriptDeferred, ScriptRejected, WriterStopped, check_script
 from pipeline.writers.cache import ResponseCache, cache_key
 from pipeline.writers.context import (
     ContextLimit,
@@ -256,7 +257,7 @@ class OpenAIWriter:
         async with gate:
             stop = self.budget.exhausted()
             if stop:
-                raise Deferred("budget_exhausted", stop)
+                raise ScriptDeferred(BUDGET_EXHAUSTED, stop)
             response = await self._request_with_retries(client, messages, seed, usage, request)
         choice = response.choices[0] if response.choices else None
         if choice is None:
@@ -303,7 +304,7 @@ class OpenAIWriter:
         except openai.APIError as error:
             reason = _retry_reason(error)
             if reason is not None:
-                raise Deferred("llm_unavailable", f"{reason} after "
+                raise ScriptDeferred("llm_unavailable", f"{reason} after "
                                f"{settings.max_retries} retries") from None
             self._raise_fatal_or_reject(error)
         raise AssertionError("unreachable")

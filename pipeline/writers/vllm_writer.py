@@ -4,7 +4,8 @@ The write stage becomes a Ray Data processor: `preprocess_row` renders the same 
 the OpenAI writer and asks vLLM for JSON that follows the DialogueScript schema
 (`sampling_params.structured_outputs.json`); the vLLM engine stage runs on GPU actors;
 `postprocess_row` parses and checks the answer and gives back a row in the pipeline's own
-shape (`script` or `reject`, `writer`, `llm_usage`). `finish_row` turns rows that failed
+shape (`script` or `reject`, `writer`, `llm_usage`; every key the row had before the engine,
+per-row stage seconds included, through `rows.carry`). `finish_row` turns rows that failed
 inside the engine into counted rejects. There is no repair round and no budget here: the
 engine is the user's own GPUs, and a batch processor cannot hold a conversation per row.
 
@@ -19,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.prompts import PROMPTS_DIR, PromptSet, script_schema
+from pipeline.rows import LLM_ERROR, Rejected, carry
 from pipeline.schema import ScenarioSpec
 from pipeline.script_check import ScriptRejected, check_script
 from pipeline.writers.parsing import parse_script
 from pipeline.writers.settings import VllmSettings, writer_settings
 
-ROW_KEYS = ("index", "local", "split", "shard", "id", "scenario", "reject")
 ERROR_COLUMN = "__inference_error__"
 
 
@@ -82,7 +83,7 @@ class PostprocessRow:
                                 "prompt_version": prompts.version})
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        out = {key: row.get(key) for key in ROW_KEYS}
+        out = carry(row)
         usage = {"requests": 1, "prompt_tokens": int(row.get("num_input_tokens") or 0),
                  "completion_tokens": int(row.get("num_generated_tokens") or 0)}
         out.update(script=None, writer=self.meta, llm_usage=json.dumps(usage))
@@ -93,7 +94,7 @@ class PostprocessRow:
             script = parse_script(row.get("generated_text"), finish)
             script = check_script(script, scenario, self.turn_tolerance, self.phenomena)
         except ScriptRejected as rejected:
-            out["reject"] = rejected.reason
+            out["reject"] = rejected.outcome.stored()
             return out
         out["script"] = script.model_dump_json()
         return out
@@ -102,8 +103,8 @@ class PostprocessRow:
 def finish_row(row: dict[str, Any]) -> dict[str, Any]:
     """Rows the engine failed on bypass postprocess: make them counted `llm_error` rejects."""
     if row.get(ERROR_COLUMN):
-        out = {key: row.get(key) for key in ROW_KEYS}
-        out.update(reject="llm_error", script=None, writer=None, llm_usage=None)
+        out = carry(row)
+        out.update(Rejected(LLM_ERROR).to_dict(), script=None, writer=None, llm_usage=None)
         return out
     return {key: value for key, value in row.items() if key != ERROR_COLUMN}
 

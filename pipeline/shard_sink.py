@@ -67,7 +67,8 @@ class SinkPlan:
 
 class ShardSinkStage:
     """`map_batches` callable class: rows of the stream's splits in, one JSON report row out.
-    `board`: the split board actor (pipeline/stream.py) told of each finished split."""
+    `board`: the split board actor, or its name (pipeline/stream.py), told of each
+    finished split."""
 
     def __init__(self, writer: ShardWriter, plan: SinkPlan, board: Any = None) -> None:
         self.writer, self.plan, self.board = writer, plan, board
@@ -148,7 +149,12 @@ class ShardSinkStage:
     def _split_done(self, split: str) -> None:
         self.done.add(split)
         if self.board is not None:
-            self.board.finish.remote(split)
+            board = self.board
+            if isinstance(board, str):  # the stream's SplitBoard actor, by name
+                import ray
+
+                board = ray.get_actor(board)
+            board.finish.remote(split)
         if all(name in self.done for name in self.plan.splits):
             self.finished = True
 

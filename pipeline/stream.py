@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -84,18 +85,27 @@ class SplitBoard:
         return sorted(self.done)
 
 
+def board(name: str) -> Any:
+    """The split board actor of a stream, by name. Stages get the name, not the handle: an
+    actor handle among an actor's constructor arguments makes Ray log an error line about
+    restarts for every pool (ray-project/ray#53727)."""
+    import ray
+
+    return ray.get_actor(name)
+
+
 class Gated:
     """`map_batches` callable class: a stage that first marks the rows of finished splits
     (the board's) rejected, so the stage passes them through without work."""
 
-    def __init__(self, stage: type, args: tuple, board: Any) -> None:
+    def __init__(self, stage: type, args: tuple, board: str) -> None:
         self.stage, self.board = stage(*args), board
 
     def __call__(self, batch: Any) -> Any:
         import ray
 
         try:
-            done = ray.get(self.board.finished.remote(), timeout=10)
+            done = ray.get(board(self.board).finished.remote(), timeout=10)
         except Exception:  # noqa: BLE001 - no board answer: do the work, the sink still drops it
             done = []
         if done and len(batch) and "reject" in batch.columns:
@@ -127,7 +137,8 @@ def stream_splits(
     names = list(config.splits)
     items = [{"shard": s, "split": split, "position": names.index(split), "count": len(names)}
              for split, shards in work for s in shards]
-    board = ray.remote(num_cpus=0)(SplitBoard).remote()
+    board_name = f"duplexsynth-board-{uuid.uuid4().hex[:12]}"
+    split_board = ray.remote(num_cpus=0)(SplitBoard).options(name=board_name).remote()
     dataset = (
         ray.data.from_items(items, override_num_blocks=len(items))
         .flat_map(plan_shard, fn_kwargs={"config": stage_config, "shard_dialogues": size,
@@ -147,7 +158,7 @@ def stream_splits(
         settings = writer_settings(config.writer.model_dump())
         write_batch = max(batch, int(getattr(settings, "concurrency", 1)))
         dataset = dataset.map_batches(
-            Gated, fn_constructor_args=(WriteStage, (stage_config, spent_so_far), board),
+            Gated, fn_constructor_args=(WriteStage, (stage_config, spent_so_far), board_name),
             batch_size=write_batch, batch_format="pandas",
             compute=ray.data.ActorPoolStrategy(size=1), num_cpus=LIGHT_STAGE_CPUS)
     dataset = (
@@ -157,7 +168,7 @@ def stream_splits(
                          prior_shards(writer, config)),
                      batch_size=batch, batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=1), num_cpus=LIGHT_STAGE_CPUS)
-        .map_batches(Gated, fn_constructor_args=(SpeakStage, (stage_config,), board),
+        .map_batches(Gated, fn_constructor_args=(SpeakStage, (stage_config,), board_name),
                      batch_size=batch, batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=config.ray.speak_workers))
     )
@@ -166,7 +177,7 @@ def stream_splits(
         from pipeline.asr_check import AsrStage
 
         dataset = dataset.map_batches(
-            Gated, fn_constructor_args=(AsrStage, (stage_config,), board), batch_size=batch,
+            Gated, fn_constructor_args=(AsrStage, (stage_config,), board_name), batch_size=batch,
             batch_format="pandas", num_cpus=asr.num_cpus,
             compute=ray.data.ActorPoolStrategy(size=asr.workers or config.ray.speak_workers))
     plan = SinkPlan(shard_dialogues=size, planned=planned, goals=goals,
@@ -177,7 +188,7 @@ def stream_splits(
         dataset
         .map_batches(AssembleStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas")
-        .map_batches(ShardSinkStage, fn_constructor_args=(writer, plan, board),
+        .map_batches(ShardSinkStage, fn_constructor_args=(writer, plan, board_name),
                      batch_size=batch, batch_format="pandas", num_cpus=SINK_CPUS,
                      compute=ray.data.ActorPoolStrategy(size=1))
     )
@@ -195,7 +206,7 @@ def stream_splits(
         outcome = _read_reports(dataset, progress)
     finally:
         progress.close()
-        ray.kill(board)
+        ray.kill(split_board)
     return outcome
 
 

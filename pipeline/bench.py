@@ -1,8 +1,10 @@
 """`python -m pipeline.bench`: throughput figures as ONE JSON object on stdout.
 
-Each measurement is a function of the run sizes returning a dict of named figures, registered
-in MEASUREMENTS under a short group name; `--only writer` runs one group (repeatable),
-`--dialogues` / `--worker-dialogues` scale the pipeline runs. Figures are ratios or rates on
+Groups: pipeline, driver, workers, writer, asr, piper, peer (Lhotse's meeting simulator
+against `tts=corpus`, pipeline.bench_peer). Each measurement is a function of the run sizes
+returning a dict of named figures, registered in MEASUREMENTS under a short group name;
+`--only writer` runs one group (repeatable), `--dialogues` / `--worker-dialogues` scale the
+pipeline runs. Figures are ratios or rates on
 this machine, so they compare runs, not machines.
 
 Pipeline runs are real `generate` runs (pipeline.bench_probe, default config: offline writer,
@@ -38,6 +40,8 @@ class Sizes:
     worker_dialogues: int = 32
     driver_dialogues: int = 64
     """N of the driver figures (runs of N and 16N dialogues)."""
+    peer_dialogues: int = 128
+    """Our dialogues in the Lhotse comparison (pipeline.bench_peer: about 2 h of audio)."""
 
 
 @contextmanager
@@ -249,7 +253,16 @@ MEASUREMENTS: dict[str, Callable[[Sizes], dict]] = {
     "writer": lambda sizes: writer_concurrency_speedup(),
     "asr": asr_gate_figures,
     "piper": lambda sizes: _piper_figures(sizes),
+    "peer": lambda sizes: _peer_figures(sizes),
 }
+
+
+def _peer_figures(sizes: Sizes) -> dict:
+    """`lhotse_ratio`: `generate tts=corpus` against Lhotse's meeting simulator on one
+    corpus (pipeline.bench_peer); needs the `lhotse` extra."""
+    from pipeline.bench_peer import peer_figures
+
+    return peer_figures(sizes.peer_dialogues)
 
 
 def _piper_figures(sizes: Sizes) -> dict:
@@ -270,10 +283,18 @@ def main(argv: list[str] | None = None) -> dict:
                         help="dialogues per worker-scaling run")
     parser.add_argument("--driver-dialogues", type=int, default=Sizes.driver_dialogues,
                         help="N of the driver figures (runs of N and 16N dialogues)")
+    parser.add_argument("--peer-dialogues", type=int, default=Sizes.peer_dialogues,
+                        help="our dialogues in the Lhotse comparison (--only peer)")
     args = parser.parse_args(argv)
-    sizes = Sizes(args.dialogues, args.worker_dialogues, args.driver_dialogues)
+    sizes = Sizes(args.dialogues, args.worker_dialogues, args.driver_dialogues,
+                  args.peer_dialogues)
+    groups = args.only or list(MEASUREMENTS)
+    if "peer" in groups:  # before any run: a missing extra is one line, not a traceback
+        from pipeline.bench_peer import require_lhotse
+
+        require_lhotse()
     figures: dict = {}
-    for name in args.only or list(MEASUREMENTS):
+    for name in groups:
         figures.update(MEASUREMENTS[name](sizes))
     json.dump(figures, sys.stdout)
     sys.stdout.write("\n")

@@ -36,6 +36,10 @@ from pipeline.schema import DialogueScript, ScenarioSpec, Turn, Utterance
 from pipeline.tts.align import energy_align, trim_to_words, voiced_frames
 from pipeline.tts.base import SynthesisError
 
+SPOKEN_CACHE_BYTES = 512 * 2**20
+"""Aligned recordings a speak worker keeps (bytes of float32 samples): a corpus's utterances
+recur in many dialogues, and reading, aligning and trimming one again gives the same result
+(profiled: the speak stage's whole cost in corpus mode)."""
 MIN_WORDS_TO_INTERRUPT = 3  # the barged-in turn must have words left to cut (timeline.py)
 
 
@@ -135,6 +139,8 @@ class CorpusBackend:
                              "utterances; corpus mode pairs at least 2 speakers")
         self.speakers = sorted(usable)
         self._audio_table: Any = None
+        self._spoken: dict[tuple, tuple[np.ndarray, int, list]] = {}
+        self._spoken_bytes = 0
 
     def setup(self) -> None:
         if self.manifest.endswith(".parquet") and self._audio_table is None:
@@ -212,6 +218,23 @@ class CorpusBackend:
         if match is None:
             raise SynthesisError(f"{where}: no utterance of this speaker has the text {text!r}")
         utterance = self.utterances[int(match)]
+        tokens = text.split()
+        key = (utterance.index, tuple(tokens))
+        cached = self._spoken.get(key)
+        if cached is None:
+            cached = self._speak(utterance, tokens, where)
+            if self._spoken_bytes + cached[0].nbytes <= SPOKEN_CACHE_BYTES:
+                cached[0].setflags(write=False)  # shared by every dialogue that reuses it
+                self._spoken[key] = cached
+                self._spoken_bytes += cached[0].nbytes
+        samples, rate, words = cached
+        return Utterance(turn=turn, speaker=speaker, sample_rate=rate, samples=samples,
+                         words=list(words))
+
+    def _speak(self, utterance: CorpusUtterance, tokens: list[str],
+               where: str) -> tuple[np.ndarray, int, list]:
+        """Read, align and trim one recording: a pure function of the utterance and the
+        aligner's options, so `synthesize` keeps the result for the next dialogue."""
         try:
             samples, rate = self.load_audio(utterance)
         except (OSError, RuntimeError) as error:
@@ -219,11 +242,9 @@ class CorpusBackend:
         if samples.size == 0 or not voiced_frames(samples, rate, threshold_db=self.threshold_db
                                                   ).any():
             raise SynthesisError(f"{where}: utterance {utterance.index} is silent")
-        tokens = text.split()
         words = energy_align(samples, rate, tokens, threshold_db=self.threshold_db)
         samples, words = trim_to_words(samples, rate, words, self.lead_s, self.tail_s)
-        return Utterance(turn=turn, speaker=speaker, sample_rate=rate,
-                         samples=samples.astype(np.float32), words=words)
+        return samples.astype(np.float32), rate, words
 
 
 class CorpusWriter:

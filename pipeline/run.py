@@ -1,4 +1,4 @@
-"""The driver of `generate`: resumable shards, one stream per split, run.json.
+"""The driver of `generate`: resumable shards, one stream for every split, run.json.
 
 The driver plans scenarios (cheap), leaves out every shard that already exists, and streams
 the rest (pipeline/stream.py); the sink actor at the end of the stream writes the shards to
@@ -14,6 +14,7 @@ import os
 import platform
 import time
 from collections import Counter
+from collections.abc import Iterator
 from functools import partial
 from importlib import metadata
 from pathlib import Path
@@ -37,7 +38,7 @@ from pipeline.split_plan import (
 )
 from pipeline.splits import stream_order
 from pipeline.stages import PlanStage
-from pipeline.stream import LIGHT_STAGE_CPUS, plan_shard, seen_splits, shard_rows, stream_split
+from pipeline.stream import LIGHT_STAGE_CPUS, plan_shard, seen_splits, shard_rows, stream_splits
 from pipeline.timing_stats import TimingAccumulator, intervals_from_timeline
 from pipeline.writers.usage import llm_summary
 
@@ -51,7 +52,7 @@ WORKER_MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "1677721
 
 def generate(config: GenerateConfig, raw_config: dict[str, Any],
              lock: RunLock | None = None) -> dict:
-    """Run the pipeline split by split; returns the run summary also written to run.json.
+    """Run the pipeline, every split in one stream; returns the run summary (run.json).
     `lock` (taken by the caller, pipeline/run_lock.py) says which shards are this run's."""
 
     writer = ShardWriter(config.sink_location, config.sink.sample_rate)
@@ -72,33 +73,28 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any],
     deferred: Counter[str] = Counter()
     stopped, profiles, writer_error = None, [], None
     reject_examples: dict[str, str] = {}
-    checked_writer = False
+    work = []  # (split, shards to do), stream order
     for split in stream_order(config.splits):
         done = writer.done_shards(split)  # two listings, not two requests a shard
         todo = [s for s in iter_shards(planned[split], size) if s not in done]
-        goal = budget_goal(config, writer, split)
-        if not todo or goal.reached():
+        if todo and not budget_goal(config, writer, split).reached():
+            work.append((split, todo))
+    if work:  # once, before the first work: every split shares the prompts
+        check_writer_fits(config, work[0][0], work[0][1], planned[work[0][0]])
+    for stream in _streams(config, writer, lock, work):
+        goals = {name: budget_goal(config, writer, name) for name in config.splits}
+        stream = [(split, shards) for split, shards in stream if not goals[split].reached()]
+        if not stream:  # credited with other runs' shards (shared)
             continue
-        if not checked_writer:  # once, before the first work: every split shares the prompts
-            check_writer_fits(config, split, todo, planned[split])
-            checked_writer = True
-        is_done = partial(writer.is_done, split)
-        for claimed in lock.rounds(split, todo, is_done, spares_gate(config, writer, split,
-                                                                     todo, is_done)):
-            goal = budget_goal(config, writer, split)  # credited with other runs' shards
-            if goal.reached():
-                break
-            _init_ray(config)  # once; later calls find it running
-            outcome = stream_split(config, split, claimed, writer, planned[split], goal)
-            deferred.update(outcome["deferred"])
-            profiles.append(outcome["profile"])
-            for reason, detail in outcome.get("reject_examples", {}).items():
-                reject_examples.setdefault(reason, detail)
-            if outcome["stopped"]:
-                stopped = outcome["stopped"]
-                writer_error = outcome.get("writer_error")
-                break
-        if stopped:
+        _init_ray(config)  # once; later calls find it running
+        outcome = stream_splits(config, stream, writer, planned, goals)
+        deferred.update(outcome["deferred"])
+        profiles.append(outcome["profile"])
+        for reason, detail in outcome.get("reject_examples", {}).items():
+            reject_examples.setdefault(reason, detail)
+        if outcome["stopped"]:
+            stopped = outcome["stopped"]
+            writer_error = outcome.get("writer_error")
             break
     summary = _summary(config, raw_config, writer, sum(planned.values()),
                        time.monotonic() - started)
@@ -116,6 +112,23 @@ def generate(config: GenerateConfig, raw_config: dict[str, Any],
     writer.location.write_atomic("run.json", json.dumps(summary, indent=2,
                                                         ensure_ascii=False).encode("utf-8"))
     return summary
+
+
+def _streams(config: GenerateConfig, writer: ShardWriter, lock: RunLock,
+             work: list[tuple[str, list[int]]]) -> Iterator[list[tuple[str, list[int]]]]:
+    """The streams of a run: one for every split's shards (one start-up of the actor
+    pools); shared runs (sink.shared) one per round of claimed shards of one split."""
+    if not lock.shared:
+        if work:
+            yield work
+        return
+    for split, todo in work:
+        is_done = partial(writer.is_done, split)
+        gate = spares_gate(config, writer, split, todo, is_done)
+        for claimed in lock.rounds(split, todo, is_done, gate):
+            if budget_goal(config, writer, split).reached():  # credited with other runs'
+                break
+            yield [(split, claimed)]
 
 
 def _merge_profiles(profiles: list[dict]) -> dict:

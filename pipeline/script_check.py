@@ -150,10 +150,13 @@ class ScriptChecker:
         self.language_id: bool = checks.get("language_id", True)
         self.threshold: float | None = checks.get("near_duplicate_threshold", 0.8)
         self._detector = None
-        self._lsh = None
+        self._lsh: dict[str | None, object] = {}
 
-    def check(self, script: DialogueScript, scenario: ScenarioSpec) -> DialogueScript:
-        """Raise ScriptRejected or return the repaired script and remember it for dedup."""
+    def check(self, script: DialogueScript, scenario: ScenarioSpec,
+              scope: str | None = None) -> DialogueScript:
+        """Raise ScriptRejected or return the repaired script and remember it for dedup.
+        `scope` (a split): near-duplicates are looked up among that scope's scripts only
+        (one stream carries every split; the sink checks across splits, WrittenTwins)."""
         script = check_script(script, scenario, self.turn_tolerance, self.phenomena)
         if self.language_id:
             detected = self.detect_language(script_text(script))
@@ -162,10 +165,11 @@ class ScriptChecker:
                                      f"scenario is {scenario.language!r}")
         if self.threshold is not None:
             signature = self._signature(script_text(script))
-            twins = self.lsh.query(signature)
+            index = self.lsh(scope)
+            twins = index.query(signature)
             if twins:
                 raise ScriptRejected("near_duplicate", f"too close to {sorted(twins)[0]}")
-            self.lsh.insert(script.scenario_id, signature)
+            index.insert(script.scenario_id, signature)
         return script
 
     def detect_language(self, text: str) -> str | None:
@@ -173,18 +177,19 @@ class ScriptChecker:
         found = self.detector.detect_language_of(text)
         return None if found is None else found.iso_code_639_1.name.lower()
 
-    def remember(self, scripts: Iterable[DialogueScript]) -> int:
+    def remember(self, scripts: Iterable[DialogueScript], scope: str | None = None) -> int:
         """Add already accepted scripts (e.g. from finished shards) to the duplicate index."""
         count = 0
         if self.threshold is None:
             return count
+        index = self.lsh(scope)
         for script in scripts:
-            if script.scenario_id not in self.lsh:
-                self.lsh.insert(script.scenario_id, self._signature(script_text(script)))
+            if script.scenario_id not in index:
+                index.insert(script.scenario_id, self._signature(script_text(script)))
                 count += 1
         return count
 
-    def remember_shards(self, paths: Iterable[Path]) -> int:
+    def remember_shards(self, paths: Iterable[Path | str], scope: str | None = None) -> int:
         """Seed the index from the `script` column of finished dialogue shards (resume)."""
         from pipeline.features import decode_columns
         from pipeline.sink import read_table
@@ -193,7 +198,7 @@ class ScriptChecker:
                    for path in paths
                    for value in read_table(path, columns=["script"]).column("script")
                    .to_pylist())
-        return self.remember(scripts)
+        return self.remember(scripts, scope)
 
     @property
     def detector(self):
@@ -205,17 +210,50 @@ class ScriptChecker:
                               .with_low_accuracy_mode().build())
         return self._detector
 
-    @property
-    def lsh(self):
-        if self._lsh is None:
+    def lsh(self, scope: str | None = None):  # noqa: ANN201 - datasketch.MinHashLSH
+        if scope not in self._lsh:
             from datasketch import MinHashLSH
 
-            self._lsh = MinHashLSH(threshold=self.threshold, num_perm=self.NUM_PERM)
-        return self._lsh
+            self._lsh[scope] = MinHashLSH(threshold=self.threshold, num_perm=self.NUM_PERM)
+        return self._lsh[scope]
 
-    def _signature(self, text: str):
-        from datasketch import MinHash
+    def _signature(self, text: str):  # noqa: ANN202 - datasketch.MinHash
+        return signature(text, self.NUM_PERM)
 
-        signature = MinHash(num_perm=self.NUM_PERM, seed=1)
-        signature.update_batch([s.encode() for s in shingles(text)])
-        return signature
+
+def signature(text: str, num_perm: int = ScriptChecker.NUM_PERM):  # noqa: ANN201
+    """The MinHash of a script's text (word 3-shingles), as the near-duplicate index keeps it."""
+    from datasketch import MinHash
+
+    minhash = MinHash(num_perm=num_perm, seed=1)
+    minhash.update_batch([s.encode() for s in shingles(text)])
+    return minhash
+
+
+class WrittenTwins:
+    """Near-duplicates across the splits of one stream, among *written* dialogues.
+
+    A run judged split B's scripts against the shards split A had written; with one stream
+    for every split, the validate stage sees B's rows before A's shards are decided (spares,
+    budget drops, deferred shards). So the validator checks within a split and the sink,
+    which sees the rows in stream order, checks a row against earlier splits' written
+    dialogues: the same rows are rejected `near_duplicate` as with one stream per split."""
+
+    def __init__(self, threshold: float) -> None:
+        from datasketch import MinHashLSH
+
+        self.index = MinHashLSH(threshold=threshold, num_perm=ScriptChecker.NUM_PERM)
+        self.split_of: dict[str, str] = {}
+
+    def add(self, split: str, script_json: str) -> None:
+        script = DialogueScript.model_validate_json(script_json)
+        if script.scenario_id not in self.split_of:
+            self.index.insert(script.scenario_id, signature(script_text(script)))
+            self.split_of[script.scenario_id] = split
+
+    def twin(self, split: str, script_json: str) -> str | None:
+        """The first written dialogue of another split too close to this script, or None."""
+        script = DialogueScript.model_validate_json(script_json)
+        twins = [key for key in self.index.query(signature(script_text(script)))
+                 if self.split_of[key] != split]
+        return sorted(twins)[0] if twins else None

@@ -152,7 +152,7 @@ class ShardWriter:
             )
             table = pa.Table.from_pylist(rows, schema=schema)
             buffer = pa.BufferOutputStream()  # the whole file first: see storage.py
-            pq.write_table(table, buffer, row_group_size=16, compression="zstd")
+            pq.write_table(table, buffer, row_group_size=16, **parquet_codecs(table.schema))
             self.location.write_atomic(self.relative(config, split, shard),
                                        buffer.getvalue().to_pybytes())
 
@@ -173,6 +173,28 @@ class ShardWriter:
         if self.location.is_local:
             for path in Path(self.location.root, "data").glob("*/.*.tmp-*"):
                 path.unlink(missing_ok=True)
+
+
+def parquet_codecs(schema: pa.Schema) -> dict:
+    """Parquet options of a shard: zstd and dictionaries for every column but the FLAC
+    bytes, which neither shrinks (3 % smaller at about twice the write time, profiled on
+    the default config), so those are stored plain."""
+    columns = _leaf_paths(schema)
+    audio = [c for c in columns if c.endswith(".bytes")]
+    return {"compression": {c: "none" if c in audio else "zstd" for c in columns},
+            "use_dictionary": [c for c in columns if c not in audio]}
+
+
+def _leaf_paths(schema: pa.Schema) -> list[str]:
+    """Dotted Parquet column paths of an Arrow schema (lists as `list.element`)."""
+    def walk(prefix: str, kind: pa.DataType) -> list[str]:
+        if pa.types.is_struct(kind):
+            return [p for i in range(kind.num_fields)
+                    for p in walk(f"{prefix}.{kind.field(i).name}", kind.field(i).type)]
+        if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            return walk(f"{prefix}.list.element", kind.value_type)
+        return [prefix]
+    return [p for field in schema for p in walk(field.name, field.type)]
 
 
 def read_schema(path: Path | str) -> pa.Schema:

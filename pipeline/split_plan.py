@@ -50,15 +50,24 @@ def budget_goal(config: GenerateConfig, writer: ShardWriter, split: str) -> Budg
     of the whole budget, so the total lands within `budget.tolerance` of `budget.hours`."""
     goal = split_goal(config, split)
     if goal.by_hours and split == stream_order(config.splits)[-1]:
-        assert config.budget.hours is not None
         others = sum(writer.totals(name).audio_s for name in config.splits if name != split)
-        goal.hours = max(config.budget.hours - others / 3600, 1e-9)
-        goal.tolerance = min(0.99, config.budget.tolerance * config.budget.hours / goal.hours)
+        rebalance_last(goal, config.budget.hours, config.budget.tolerance, others)
     totals = writer.totals(split)
     goal.written, goal.audio_s = totals.written, totals.audio_s
     if totals.rejected.get(OVER_BUDGET):
         goal.overshoots = goal.patience  # an earlier run stopped on an overshoot: keep its stop
     return goal
+
+
+def rebalance_last(goal: BudgetGoal, hours: float | None, tolerance: float,
+                   others_s: float) -> None:
+    """The last split's hours: the budget's `hours` less the `others_s` seconds the other
+    splits wrote, its tolerance widened so the band of the whole budget stays the same. The
+    driver calls it before a stream; the sink again once the splits before it are written
+    (one stream carries every split, pipeline/shard_sink.py)."""
+    assert hours is not None
+    goal.hours = max(hours - others_s / 3600, 1e-9)
+    goal.tolerance = min(0.99, tolerance * hours / goal.hours)
 
 
 def total_goal(config: GenerateConfig, writer: ShardWriter) -> BudgetGoal:

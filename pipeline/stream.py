@@ -1,4 +1,5 @@
-"""One split's Ray Data stream: plan → write → validate → speak (→ asr) → assemble → sink.
+"""One Ray Data stream for every split: plan → write → validate → speak (→ asr) → assemble
+→ sink.
 
 The stream preserves order, so the rows of a shard arrive together at the sink actor, which
 writes each shard the moment it is complete (pipeline/shard_sink.py). The driver receives one
@@ -11,13 +12,14 @@ import json
 import logging
 import sys
 import time
+import uuid
 from collections import Counter
 from typing import Any
 
 from pipeline.budget import BudgetGoal
 from pipeline.config import GenerateConfig
-from pipeline.shard_sink import BUDGET_SPENT, REPORT, ShardSinkStage
-from pipeline.sink import ShardWriter, shard_indices
+from pipeline.shard_sink import BUDGET_SPENT, REPORT, ShardSinkStage, SinkPlan
+from pipeline.sink import ShardWriter, shard_indices, shard_pattern
 from pipeline.splits import global_index, stream_order
 from pipeline.stages import (
     AssembleStage,
@@ -50,40 +52,95 @@ def shard_rows(row: dict, shard_dialogues: int, planned: int) -> list[dict]:
             for local in shard_indices(shard, shard_dialogues, planned)]
 
 
-def plan_shard(row: dict, config: dict, shard_dialogues: int, planned: int) -> list[dict]:
+def plan_shard(row: dict, config: dict, shard_dialogues: int,
+               planned: int | dict[str, int]) -> list[dict]:
     """The plan stage as a Ray task per shard: planning is cheap, an actor pool for it only
     added start-up time."""
     planner = PlanStage(config)
     planner.setup()
     started = time.perf_counter()
+    if isinstance(planned, dict):  # one stream carries every split: split -> planned
+        planned = planned[row["split"]]
     rows = [planner.process(r) for r in shard_rows(row, shard_dialogues, planned)]
     return charge_stage(rows, planner.stage, started)
 
 
-def stream_split(
+SPLIT_DONE = "split_done"
+"""Reject of a row whose split reached its goal before the row was spoken (never counted:
+the sink ignores a finished split's rows)."""
+
+
+class SplitBoard:
+    """A Ray actor (no CPU): the splits whose goal the sink has reached. The write and
+    speak stages skip those splits' remaining rows (spares), which one stream per split
+    never computed because its stream ended there."""
+
+    def __init__(self) -> None:
+        self.done: set[str] = set()
+
+    def finish(self, split: str) -> None:
+        self.done.add(split)
+
+    def finished(self) -> list[str]:
+        return sorted(self.done)
+
+
+def board(name: str) -> Any:
+    """The split board actor of a stream, by name. Stages get the name, not the handle: an
+    actor handle among an actor's constructor arguments makes Ray log an error line about
+    restarts for every pool (ray-project/ray#53727)."""
+    import ray
+
+    return ray.get_actor(name)
+
+
+class Gated:
+    """`map_batches` callable class: a stage that first marks the rows of finished splits
+    (the board's) rejected, so the stage passes them through without work."""
+
+    def __init__(self, stage: type, args: tuple, board: str) -> None:
+        self.stage, self.board = stage(*args), board
+
+    def __call__(self, batch: Any) -> Any:
+        import ray
+
+        try:
+            done = ray.get(board(self.board).finished.remote(), timeout=10)
+        except Exception:  # noqa: BLE001 - no board answer: do the work, the sink still drops it
+            done = []
+        if done and len(batch) and "reject" in batch.columns:
+            skip = batch["split"].isin(done) & batch["reject"].isna()
+            if skip.any():
+                batch = batch.copy()
+                batch.loc[skip, "reject"] = SPLIT_DONE
+        return self.stage(batch)
+
+
+def stream_splits(
     config: GenerateConfig,
-    split: str,
-    shards: list[int],
+    work: list[tuple[str, list[int]]],
     writer: ShardWriter,
-    planned: int,
-    goal: BudgetGoal,
+    planned: dict[str, int],
+    goals: dict[str, BudgetGoal],
 ) -> dict:
-    """Stream one split's shards through the stages into the sink actor (shard_sink.py),
-    which writes them; the driver reads only its per-batch reports. Returns deferred counts,
-    the stop reason, the profile and the first reject of each reason; raises StorageError
-    (one line) when the sink cannot write."""
+    """Stream the shards of `work` ((split, shards) in stream order) through the stages into
+    the sink actor (shard_sink.py), which writes them; the driver reads only its per-batch
+    reports. One stream for every split: one start-up of the actor pools. Returns deferred
+    counts, the stop reason, the profile and the first reject of each reason; raises
+    StorageError (one line) when the sink cannot write."""
     import ray
     from tqdm import tqdm
 
     stage_config = config.model_dump()
     batch = config.ray.batch_size
     size = config.sink.shard_dialogues
-    dialogues = sum(len(shard_indices(s, size, planned)) for s in shards)
     names = list(config.splits)
     items = [{"shard": s, "split": split, "position": names.index(split), "count": len(names)}
-             for s in shards]
+             for split, shards in work for s in shards]
+    board_name = f"duplexsynth-board-{uuid.uuid4().hex[:12]}"
+    split_board = ray.remote(num_cpus=0)(SplitBoard).options(name=board_name).remote()
     dataset = (
-        ray.data.from_items(items, override_num_blocks=len(shards))
+        ray.data.from_items(items, override_num_blocks=len(items))
         .flat_map(plan_shard, fn_kwargs={"config": stage_config, "shard_dialogues": size,
                                          "planned": planned}, num_cpus=LIGHT_STAGE_CPUS)
     )
@@ -101,17 +158,18 @@ def stream_split(
         settings = writer_settings(config.writer.model_dump())
         write_batch = max(batch, int(getattr(settings, "concurrency", 1)))
         dataset = dataset.map_batches(
-            WriteStage, fn_constructor_args=(stage_config, spent_so_far),
+            Gated, fn_constructor_args=(WriteStage, (stage_config, spent_so_far), board_name),
             batch_size=write_batch, batch_format="pandas",
             compute=ray.data.ActorPoolStrategy(size=1), num_cpus=LIGHT_STAGE_CPUS)
     dataset = (
         dataset
         .map_batches(ValidateStage, fn_constructor_args=(
-                         stage_config, writer.location, seen_splits(config, split)),
+                         stage_config, writer.location, dict(config.splits),
+                         prior_shards(writer, config)),
                      batch_size=batch, batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=1), num_cpus=LIGHT_STAGE_CPUS)
-        .map_batches(SpeakStage, fn_constructor_args=(stage_config,), batch_size=batch,
-                     batch_format="pandas",
+        .map_batches(Gated, fn_constructor_args=(SpeakStage, (stage_config,), board_name),
+                     batch_size=batch, batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=config.ray.speak_workers))
     )
     asr = config.checks.asr
@@ -119,27 +177,49 @@ def stream_split(
         from pipeline.asr_check import AsrStage
 
         dataset = dataset.map_batches(
-            AsrStage, fn_constructor_args=(stage_config,), batch_size=batch,
+            Gated, fn_constructor_args=(AsrStage, (stage_config,), board_name), batch_size=batch,
             batch_format="pandas", num_cpus=asr.num_cpus,
             compute=ray.data.ActorPoolStrategy(size=asr.workers or config.ray.speak_workers))
+    plan = SinkPlan(shard_dialogues=size, planned=planned, goals=goals,
+                    splits=[split for split, _ in work], hours=config.budget.hours,
+                    tolerance=config.budget.tolerance, last=stream_order(config.splits)[-1],
+                    near_duplicate_threshold=config.checks.near_duplicate_threshold)
     dataset = (
         dataset
         .map_batches(AssembleStage, fn_constructor_args=(stage_config,), batch_size=batch,
                      batch_format="pandas")
-        .map_batches(ShardSinkStage, fn_constructor_args=(writer, split, size, planned, goal),
+        .map_batches(ShardSinkStage, fn_constructor_args=(writer, plan, board_name),
                      batch_size=batch, batch_format="pandas", num_cpus=SINK_CPUS,
                      compute=ray.data.ActorPoolStrategy(size=1))
     )
-    if goal.dialogues is not None and not goal.by_hours:
-        dialogues = min(dialogues, goal.dialogues - goal.written)  # spares rarely run
+    dialogues = 0
+    for split, shards in work:
+        goal = goals[split]
+        count = sum(len(shard_indices(s, size, planned[split])) for s in shards)
+        if goal.dialogues is not None and not goal.by_hours:
+            count = min(count, goal.dialogues - goal.written)  # spares rarely run
+        dialogues += count
+    label = work[0][0] if len(work) == 1 else "+".join(split for split, _ in work)
     progress = tqdm(total=dialogues, unit="dlg", disable=not config.progress,
-                    desc=f"generate {split}", dynamic_ncols=True, file=sys.stderr)
-    outcome = _read_reports(dataset, split, progress)
-    progress.close()
+                    desc=f"generate {label}", dynamic_ncols=True, file=sys.stderr)
+    try:
+        outcome = _read_reports(dataset, progress)
+    finally:
+        progress.close()
+        ray.kill(split_board)
     return outcome
 
 
-def _read_reports(dataset: Any, split: str, progress: Any) -> dict:
+def prior_shards(writer: ShardWriter, config: GenerateConfig) -> dict[str, list[str]]:
+    """split -> its finished dialogue shards before the stream (the validate stage seeds a
+    split's near-duplicate index with those of the splits generated up to it)."""
+    location = writer.location
+    return {split: sorted(location.show(p[len(location.root):].lstrip("/"))
+                          for p in location.glob("data", "dialogues", shard_pattern(split)))
+            for split in config.splits}
+
+
+def _read_reports(dataset: Any, progress: Any) -> dict:
     """Sum the sink actor's reports; the driver holds no row (module docstring)."""
     deferred: Counter[str] = Counter()
     stage_s: Counter[str] = Counter()
@@ -157,7 +237,7 @@ def _read_reports(dataset: Any, split: str, progress: Any) -> dict:
         deferred.update(report["deferred"])
         for reason, detail in report["reject_examples"].items():
             reject_examples.setdefault(reason, detail)
-        for shard, why in report["not_written"]:
+        for split, shard, why in report["not_written"]:
             log.warning("%s shard %d not written: %s", split, shard, why)
         if report["writer_error"]:
             writer_error = report["writer_error"]
@@ -179,10 +259,8 @@ def _read_reports(dataset: Any, split: str, progress: Any) -> dict:
             "writer_error": writer_error, "reject_examples": reject_examples}
 
 
-def seen_splits(config: GenerateConfig, split: str) -> list[str]:
+def seen_splits(splits: dict[str, float], split: str) -> list[str]:
     """Splits a fresh run has generated when `split` starts (stream order), `split` included:
     a resumed split is checked for near-duplicates against exactly those."""
-    order = stream_order(config.splits)
+    order = stream_order(splits)
     return order[:order.index(split) + 1]
-
-

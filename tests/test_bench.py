@@ -52,3 +52,51 @@ def test_pipeline_and_worker_figures_at_tiny_sizes(capsys):
     assert figures["rss_peak_mb_4n"] > 100  # a driver plus Ray's processes, sampled
     assert isinstance(figures["worker_speedup_2_over_1"], float)
     assert figures["worker_speedup_2_over_1"] > 0
+
+
+def test_peer_corpus_is_a_manifest_the_corpus_backend_reads(tmp_path):
+    """The corpus both sides of `--only peer` read: eSpeak recordings, 16 kHz FLAC, a NeMo
+    manifest whose durations are the files' own, loaded by tts=corpus's own reader."""
+    import soundfile as sf
+
+    from pipeline.bench_peer import CORPUS_RATE, build_corpus
+    from pipeline.corpus import CorpusBackend
+
+    manifest = build_corpus(tmp_path, voices=2, utterances=3)
+    backend = CorpusBackend(str(manifest), language="en")
+    assert backend.speakers == ["spk0", "spk1"]
+    assert len(backend.utterances) == 6 and len({u.text for u in backend.utterances}) == 6
+    for utterance in backend.utterances:
+        info = sf.info(utterance.audio_path)
+        assert info.samplerate == CORPUS_RATE
+        assert info.frames / CORPUS_RATE == pytest.approx(utterance.duration_s, abs=1e-3)
+        assert info.frames / CORPUS_RATE > 1.0  # a spoken sentence, not silence
+
+
+def test_peer_group_without_lhotse_is_one_line_and_exits_non_zero(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "lhotse" else find_spec(name, *args))
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--only", "pipeline", "--only", "peer"])  # refused before any run
+    message = str(stopped.value.code)
+    assert message.startswith("bench peer: lhotse is not installed") and "\n" not in message
+
+
+def test_peer_lhotse_half_renders_and_writes_flac(tmp_path):
+    """Lhotse's simulate + render + FLAC write on a tiny corpus (the `lhotse` extra brings
+    torch, too large for the dev extra: skipped where it is not installed)."""
+    pytest.importorskip("lhotse", reason="the lhotse extra (and a CPU torch) is not installed")
+    import soundfile as sf
+
+    from pipeline.bench_peer import build_corpus, lhotse_run
+
+    manifest = build_corpus(tmp_path / "corpus", voices=2, utterances=4)
+    run = lhotse_run(manifest, tmp_path / "out", meetings=2)
+    files = sorted((tmp_path / "out").glob("*.flac"))
+    assert run["meetings"] == 2 and len(files) == 2
+    assert sum(sf.info(f).frames / sf.info(f).samplerate for f in files) == \
+        pytest.approx(run["audio_s"], abs=0.01)
+    assert run["audio_s"] > 2.0 and run["wall_s"] > 0

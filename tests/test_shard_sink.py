@@ -17,7 +17,7 @@ from pipeline.budget import BudgetGoal
 from pipeline.config import ConfigError, GenerateConfig
 from pipeline.dataset import iter_dialogues, iter_segments, run_info
 from pipeline.rows import ROW_KEYS, SYNTHESIS_FAILED, Rejected, decode
-from pipeline.shard_sink import REPORT, ShardSinkStage
+from pipeline.shard_sink import REPORT, ShardSinkStage, SinkPlan
 from pipeline.sink import ShardWriter
 from pipeline.stages import AssembleStage, SpeakStage, ValidateStage, WriteStage
 from pipeline.storage import StorageError, locate
@@ -48,13 +48,14 @@ def feed(stage: ShardSinkStage, rows: list[dict]) -> list[dict]:
 
 
 def sink_stage(root, goal: int = PLANNED) -> ShardSinkStage:
-    return ShardSinkStage(ShardWriter(root, 16000), "train", SIZE, PLANNED,
-                          BudgetGoal(hours=None, dialogues=goal))
+    plan = SinkPlan(shard_dialogues=SIZE, planned={"train": PLANNED},
+                    goals={"train": BudgetGoal(hours=None, dialogues=goal)}, splits=["train"])
+    return ShardSinkStage(ShardWriter(root, 16000), plan)
 
 
 def test_each_shard_is_written_on_its_last_row_and_the_report_is_small(assembled, tmp_path):
     reports = feed(sink_stage(tmp_path), assembled)
-    assert [r["written"] for r in reports] == [[], [[0, 2]], [], [[1, 2]]]
+    assert [r["written"] for r in reports] == [[], [["train", 0, 2]], [], [["train", 1, 2]]]
     assert all(len(json.dumps(r)) < 2000 for r in reports), "rows travel back to the driver"
     ids = [d["id"] for d in iter_dialogues(tmp_path, columns=["id"])]
     assert ids == [json.loads(r["scenario"])["id"] for r in assembled]
@@ -67,7 +68,8 @@ def test_deferred_rows_keep_their_shard_unwritten(assembled, tmp_path):
     rows = [dict(r) for r in assembled]
     rows[3].update(reject="deferred:writer_failed")
     reports = feed(sink_stage(tmp_path), rows)
-    assert reports[-1]["not_written"] == [[1, "it holds deferred rows (a rerun retries them)"]]
+    assert reports[-1]["not_written"] == [
+        ["train", 1, "it holds deferred rows (a rerun retries them)"]]
     assert ShardWriter(tmp_path, 16000).is_done("train", 0)
     assert not ShardWriter(tmp_path, 16000).is_done("train", 1)
 
@@ -89,9 +91,40 @@ def test_stored_reasons_reach_the_shard_metadata_unchanged(assembled, tmp_path):
 
 def test_a_reached_goal_trims_the_shard_and_ignores_the_rest(assembled, tmp_path):
     reports = feed(sink_stage(tmp_path, goal=3), assembled)
-    assert reports[2]["written"] == [[1, 1]] and reports[2]["finished"]
+    assert reports[2]["written"] == [["train", 1, 1]] and reports[2]["finished"]
     assert reports[3]["rows"] == 0
     assert ShardWriter(tmp_path, 16000).totals().planned == 3
+
+
+def test_one_stream_of_two_splits_keeps_each_goal_and_rebalances_the_last(assembled, tmp_path):
+    """Rows of `validation` then `train` through one sink, as one stream for every split
+    delivers them: validation stops at its goal (its spare rows ignored, the board told),
+    train, the last split of an hours budget, takes the hours validation did not write."""
+    rows = [{**r, "split": "validation"} for r in assembled[:2]] + \
+        [{**r, "split": "validation"} for r in assembled[2:]] + [dict(r) for r in assembled]
+    told: list[str] = []
+
+    class Board:  # the stream's SplitBoard actor, called the way the sink calls it
+        class finish:  # noqa: N801 - mirrors the actor method's `.remote`
+            remote = staticmethod(told.append)
+
+    hours = sum(r["audio_s"] for r in assembled) / 3600
+    goals = {"validation": BudgetGoal(hours=None, dialogues=1),
+             "train": BudgetGoal(hours=hours * 10, dialogues=None, tolerance=0.01)}
+    plan = SinkPlan(shard_dialogues=SIZE, planned={"validation": PLANNED, "train": PLANNED},
+                    goals=goals, splits=["validation", "train"], hours=hours * 10,
+                    tolerance=0.01, last="train", near_duplicate_threshold=0.8)
+    reports = feed(ShardSinkStage(ShardWriter(tmp_path, 16000), plan, Board()), rows)
+    assert reports[0]["written"] == [["validation", 0, 1]] and told == ["validation"]
+    assert [r["rows"] for r in reports[1:4]] == [0, 0, 0], "a done split's rows are ignored"
+    # every train row is a near-duplicate of the same script written in validation... but
+    # only the written one (row 0) counts: rows 1-3 of validation were never written
+    written = ShardWriter(tmp_path, 16000)
+    assert written.totals("train").rejected == {"near_duplicate": 1}
+    assert written.totals("train").written == PLANNED - 1
+    first = assembled[0]["audio_s"]
+    assert goals["train"].hours == pytest.approx(hours * 10 - first / 3600)
+    assert reports[-1]["finished"] is False  # train's goal is far: the stream just ends
 
 
 def test_credentials_in_config_are_refused_naming_the_key():

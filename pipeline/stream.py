@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline.budget import BudgetGoal
 from pipeline.config import GenerateConfig
-from pipeline.shard_sink import BUDGET_SPENT, REPORT, ShardSinkStage
+from pipeline.shard_sink import BUDGET_SPENT, REPORT, ShardSinkStage, sink_placement
 from pipeline.sink import ShardWriter, shard_indices
 from pipeline.splits import global_index, stream_order
 from pipeline.stages import (
@@ -128,7 +128,7 @@ def stream_split(
                      batch_format="pandas")
         .map_batches(ShardSinkStage, fn_constructor_args=(writer, split, size, planned, goal),
                      batch_size=batch, batch_format="pandas", num_cpus=SINK_CPUS,
-                     compute=ray.data.ActorPoolStrategy(size=1))
+                     compute=ray.data.ActorPoolStrategy(size=1), **sink_placement())
     )
     if goal.dialogues is not None and not goal.by_hours:
         dialogues = min(dialogues, goal.dialogues - goal.written)  # spares rarely run

@@ -23,10 +23,11 @@ import contextlib
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline.storage import Location
+from pipeline.storage import Location, storage_error
 
 CONDITIONAL_PROTOCOLS = ("s3", "s3a")
 """Object stores whose client here sends a create-only PUT (s3fs `mode="create"`)."""
@@ -98,12 +99,14 @@ class LocalClaims:
         (self.root / name).unlink(missing_ok=True)
 
 
-def _s3_code(error: BaseException) -> str | None:
-    """The S3 error code behind an s3fs OSError (botocore's ClientError is its cause)."""
-    cause = error.__cause__ or error.__context__
-    response = getattr(cause, "response", None) or getattr(error, "response", None)
-    if isinstance(response, dict):
-        return (response.get("Error") or {}).get("Code")
+def _s3_code(error: BaseException | None) -> str | None:
+    """The S3 error code somewhere in the chain of `error` (botocore's ClientError is the
+    cause of s3fs's OSError, which is the cause of our StorageError)."""
+    while error is not None:
+        response = getattr(error, "response", None)
+        if isinstance(response, dict):
+            return (response.get("Error") or {}).get("Code")
+        error = error.__cause__ or error.__context__
     return None
 
 
@@ -121,11 +124,30 @@ class ObjectClaims:
     def _key(self, name: str) -> str:
         return f"{self.prefix}/{name}"
 
+    @contextlib.contextmanager
+    def _one_line(self, name: str, absent_ok: bool = False) -> Iterator[None]:
+        """A failure of the store (permission, a vanished bucket, no connection) as the
+        sink's one line (StorageError), not botocore's traceback. FileExistsError (a lost
+        create) passes, and FileNotFoundError where `absent_ok` (reading a missing name)."""
+        try:
+            yield
+        except FileExistsError:
+            raise
+        except FileNotFoundError:
+            if absent_ok:
+                raise
+            raise storage_error(FileNotFoundError(f"no such bucket: {self.location.url}"),
+                                f"{self.location.protocol}://{self._key(name)}") from None
+        except Exception as error:  # noqa: BLE001 - botocore raises its own types
+            raise storage_error(error, f"{self.location.protocol}://{self._key(name)}") \
+                from error  # the chain keeps the S3 error code (`_s3_code`)
+
     def create(self, name: str, text: str) -> bool:
         data = text.encode("utf-8")
         for attempt in range(CONFLICT_RETRIES):
             try:
-                self.fs.pipe_file(self._key(name), data, mode="create")
+                with self._one_line(name):
+                    self.fs.pipe_file(self._key(name), data, mode="create")
             except FileExistsError:
                 return False
             except OSError as error:
@@ -140,11 +162,13 @@ class ObjectClaims:
         return False
 
     def write(self, name: str, text: str) -> None:
-        self.fs.pipe_file(self._key(name), text.encode("utf-8"))
+        with self._one_line(name):
+            self.fs.pipe_file(self._key(name), text.encode("utf-8"))
 
     def read(self, name: str) -> str | None:
         try:
-            return self.fs.cat_file(self._key(name)).decode("utf-8")
+            with self._one_line(name, absent_ok=True):
+                return self.fs.cat_file(self._key(name)).decode("utf-8")
         except FileNotFoundError:
             return None
 
@@ -153,8 +177,9 @@ class ObjectClaims:
         directory = f"{self.prefix}/{folder}" if folder else self.prefix
         self.fs.invalidate_cache()  # another host's claim since the last listing must show
         try:  # the stem as the server-side prefix: one shard's claims, not every claim
-            found = (self.fs.find(directory, maxdepth=1, prefix=stem) if stem
-                     else self.fs.ls(directory, detail=False))
+            with self._one_line(prefix, absent_ok=True):
+                found = (self.fs.find(directory, maxdepth=1, prefix=stem) if stem
+                         else self.fs.ls(directory, detail=False))
         except FileNotFoundError:
             return []
         names = []
@@ -165,7 +190,7 @@ class ObjectClaims:
         return sorted(names)
 
     def delete(self, name: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError), self._one_line(name, absent_ok=True):
             self.fs.rm_file(self._key(name))
 
     def enforced(self) -> bool:

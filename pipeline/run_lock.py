@@ -33,7 +33,6 @@ store: `run_lock` says so in one line, and refuses `sink.shared=true` there.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -228,8 +227,12 @@ class RunLock:
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.stale_s / 4):
             self.me.heartbeat = time.time()
-            with contextlib.suppress(OSError):
+            try:
                 self.store.write(self._record, self.me.to_json())
+            except Exception as error:  # noqa: BLE001 - the next beat retries; never a traceback
+                log.warning("run lock: heartbeat not written (%s); retrying in %.0f s",
+                            str(error).splitlines()[0] if str(error) else type(error).__name__,
+                            self.stale_s / 4)
 
     def release(self) -> None:
         """Give up the lock and the claims of shards this run did not finish (claims of

@@ -215,3 +215,15 @@ def test_gs_has_no_lock_and_says_so_in_one_line(caplog):
         "sink.dir=gs://bucket/ds: sink.shared=true needs shard claims, and gs:// has no "
         "conditional (create-only) write here; run one writer on this prefix with "
         "sink.shared=false (or use s3:// or a shared folder)")
+
+
+def test_a_failing_store_is_the_sinks_one_line(s3_server):
+    from pipeline.storage import StorageError
+
+    store = ObjectClaims(locate("s3://no-such-bucket/ds", s3_server.options), STATE_DIR)
+    with pytest.raises(StorageError) as caught:
+        store.write("runs/x.json", "{}")
+    assert str(caught.value) == (
+        "sink: cannot write s3://no-such-bucket/ds/.duplexsynth/runs/x.json: the bucket does "
+        "not exist; create it (or fix sink.dir) and rerun")
+    assert not store.enforced()  # nothing to probe: no lock rather than a traceback

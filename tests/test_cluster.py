@@ -35,13 +35,18 @@ def free_port() -> int:
 
 def wait_nodes(env: dict, gcs: str, count: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
+    seen = ""
     while time.monotonic() < deadline:
-        status = subprocess.run([RAY, "status", f"--address={gcs}"], env=env,
-                                capture_output=True, text=True, timeout=60)
+        try:  # on a loaded machine `ray status` itself can take a minute
+            status = subprocess.run([RAY, "status", f"--address={gcs}"], env=env,
+                                    capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            continue
+        seen = status.stdout + status.stderr
         if status.stdout.count(" node_") >= count:
             return
         time.sleep(1)
-    raise AssertionError(f"cluster never reached {count} nodes:\n{status.stdout}{status.stderr}")
+    raise AssertionError(f"cluster never reached {count} nodes:\n{seen}")
 
 
 def stop(node: subprocess.Popen) -> None:

@@ -208,3 +208,20 @@ def test_word_spans_equal_pipers_own_alignment(backend):
         for (word, start, end), (their_start, their_end) in zip(ours, theirs, strict=True):
             assert abs(start - their_start - shift) < 1e-6, word
             assert abs(end - their_end - shift) < 1e-6, word
+
+
+def test_bench_run_config_passes_the_checks_before_work(tmp_path):
+    """The bench's own `generate` overrides, composed as the CLI composes them, pass every
+    check made before work (a split without a voice of its own once broke the bench)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from pipeline.bench_piper import PIPELINE_OVERRIDES
+    from pipeline.cli import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        raw = OmegaConf.to_container(compose("generate", overrides=[
+            *PIPELINE_OVERRIDES, f"sink.dir={tmp_path / 'ds'}"]), resolve=True)
+    config = GenerateConfig.check(raw)
+    assert config.tts.name == "piper"
+    assert [name for name, share in config.splits.items() if share] == ["train"]

@@ -49,9 +49,6 @@ from pipeline.claim_store import ClaimStore, LocalClaims, conditional_store
 from pipeline.sink import shard_name
 from pipeline.storage import Location, locate
 
-__all__ = ["STATE_DIR", "ClaimStore", "LocalClaims", "LockUnavailable", "RunLock",
-           "RunLocked", "RunRecord", "run_lock"]
-
 log = logging.getLogger("duplexsynth")
 
 STATE_DIR = ".duplexsynth"

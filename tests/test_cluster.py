@@ -33,10 +33,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_nodes(env: dict, gcs: str, count: int, timeout: float = 120) -> None:
+def wait_nodes(env: dict, gcs: str, count: int, timeout: float = 120,
+               node: subprocess.Popen | None = None) -> None:
+    """Until `ray status` shows `count` nodes; AssertionError after `timeout` s, or at once
+    when `node` (the `ray start --block` just launched) has exited."""
     deadline = time.monotonic() + timeout
     seen = ""
     while time.monotonic() < deadline:
+        if node is not None and node.poll() is not None:
+            raise AssertionError(f"ray start exited with {node.returncode}:\n{seen}")
         try:  # on a loaded machine `ray status` itself can take a minute
             status = subprocess.run([RAY, "status", f"--address={gcs}"], env=env,
                                     capture_output=True, text=True, timeout=60)
@@ -70,30 +75,29 @@ def two_node_cluster(tmp_path, s3):
     env = {**os.environ, **CREDENTIALS, "RAY_TMPDIR": str(ray_tmp), "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
-    gcs_port, dashboard_port = free_port(), free_port()
-    gcs = f"127.0.0.1:{gcs_port}"
-    nodes = [
-        subprocess.Popen([RAY, "start", "--head", "--block", f"--port={gcs_port}",
-                          f"--dashboard-port={dashboard_port}", "--include-dashboard=true",
-                          "--num-cpus=1", f"--temp-dir={ray_tmp}"],
-                         env=env, start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    ]
-    try:
-        wait_nodes(env, gcs, 1)
-        for attempt in range(2):  # Ray's node start has a fixed 30 s limit: a loaded machine
-            nodes.append(subprocess.Popen(  # can miss it; the second try usually makes it
-                [RAY, "start", "--block", f"--address={gcs}", "--num-cpus=1",
-                 '--resources={"second_node": 1}'],
-                env=env, start_new_session=True,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    nodes: list[subprocess.Popen] = []
+
+    def start(count: int, *args: str) -> None:
+        """Start a node and wait for the cluster to reach `count` nodes. Ray's node start has
+        a fixed 30 s limit that a loaded machine can miss: a second try usually makes it."""
+        for attempt in range(2):
+            nodes.append(subprocess.Popen([RAY, "start", "--block", "--num-cpus=1", *args],
+                                          env=env, start_new_session=True,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             try:
-                wait_nodes(env, gcs, 2, timeout=90)
-                break
+                wait_nodes(env, gcs, count, timeout=90, node=nodes[-1])
+                return
             except AssertionError:
                 if attempt:
                     raise
                 stop(nodes.pop())
+
+    gcs_port, dashboard_port = free_port(), free_port()
+    gcs = f"127.0.0.1:{gcs_port}"
+    try:
+        start(1, "--head", f"--port={gcs_port}", f"--dashboard-port={dashboard_port}",
+              "--include-dashboard=true", f"--temp-dir={ray_tmp}")
+        start(2, f"--address={gcs}", '--resources={"second_node": 1}')
         yield env, gcs, f"http://127.0.0.1:{dashboard_port}"
     finally:
         for node in reversed(nodes):

@@ -119,22 +119,23 @@ def word_timing_error() -> dict:
 
 
 def raw_piper_throughput(output_dir: Path) -> dict:
-    """Plain Piper on every turn of the run's dialogues, one process, one intra-op thread."""
+    """Plain Piper on every Piper-voiced turn of the run's dialogues, one process, one
+    intra-op thread."""
     import json
 
     import onnxruntime
-    import pyarrow.parquet as pq
     from piper import PiperVoice, SynthesisConfig
     from piper.config import PiperConfig
 
+    from pipeline.dataset import iter_dialogues
     from pipeline.schema import DialogueScript, ScenarioSpec
 
     jobs, voices = [], {}
-    for path in sorted((output_dir / "data" / "dialogues").glob("train-*.parquet")):
-        for row in pq.read_table(path, columns=["scenario", "script"]).to_pylist():
-            scenario = ScenarioSpec.model_validate_json(row["scenario"])
-            script = DialogueScript.model_validate_json(row["script"])
-            jobs += [(turn.text, scenario.speaker(turn.speaker).voice) for turn in script.turns]
+    for row in iter_dialogues(output_dir, ["scenario", "script"]):
+        scenario = ScenarioSpec.model_validate(row["scenario"])
+        script = DialogueScript.model_validate(row["script"])
+        voices_of = [(turn.text, scenario.speaker(turn.speaker).voice) for turn in script.turns]
+        jobs += [(text, voice) for text, voice in voices_of if voice.get("backend") == "piper"]
     for _, voice in jobs:
         if voice["model_path"] not in voices:
             options = onnxruntime.SessionOptions()

@@ -106,3 +106,19 @@ def test_rerun_changes_no_file(dataset):
     before = digests(dataset)
     generate(dataset, *OVERRIDES)
     assert digests(dataset) == before
+
+
+def test_bench_raw_piper_reads_every_piper_turn_of_the_dataset(dataset):
+    """The bench's raw-Piper half (pipeline.bench_piper) replays the typed shards: every turn
+    that a Piper voice spoke, with that voice, and real audio out."""
+    from pipeline.bench_piper import raw_piper_throughput
+    from pipeline.schema import DialogueScript, ScenarioSpec
+
+    expected = 0
+    for row in iter_dialogues(dataset, ["scenario", "script"]):
+        scenario = ScenarioSpec.model_validate(row["scenario"])
+        expected += sum(scenario.speaker(turn.speaker).voice.get("backend") == "piper"
+                        for turn in DialogueScript.model_validate(row["script"]).turns)
+    raw = raw_piper_throughput(dataset)
+    assert expected > 0 and raw["turns"] == expected
+    assert raw["audio_s"] > 0.3 * expected and raw["wall_s"] > 0

@@ -6,8 +6,9 @@ above it in this list, never from a later one, and the import graph has no cycle
 
 1. base     - paths, schema, textnorm, budget, rows (the inter-stage row's keys, codec and
               typed outcomes): import nothing from the package but this layer
-2. storage  - storage (local folders and URIs), sink, shard_verify, run_lock, dataset: the
-              shard format, its checks and the run lock, and the only reader of it
+2. storage  - storage (local folders and URIs), sink, shard_verify, claim_store, run_lock,
+              dataset: the shard format, its checks and the run lock, and the only reader
+              of it
 3. steps    - scenarios, phenomena_quotas, writers/, prompts, script_check, tts/, corpus,
               timing*, timeline, render, augment*, labels/: what one dialogue goes through,
               free of Ray

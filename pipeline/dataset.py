@@ -26,13 +26,19 @@ import soundfile as sf
 from pipeline.features import decode_columns
 from pipeline.shard_verify import (
     ShardCheck,
-    ShardUnreadable,
     check_shard,
     list_shards,
     local_storage,
 )
-from pipeline.sink import shard_pattern, split_of
-from pipeline.storage import Location, locate, open_file
+from pipeline.sink import (  # noqa: F401 - ShardUnreadable, UNREADABLE_HINT re-exported
+    UNREADABLE_HINT,
+    ShardUnreadable,
+    damaged,
+    open_parquet,
+    shard_pattern,
+    split_of,
+)
+from pipeline.storage import Location, locate
 
 
 class DatasetNotFound(FileNotFoundError):
@@ -166,20 +172,10 @@ def _rows(paths: list[Path | str], columns: Sequence[str] | None, parse_json: bo
                 yield decode_columns(row) if parse_json else row
 
 
-UNREADABLE_HINT = ("`duplexsynth verify dataset=<folder>` lists every bad shard; rerunning "
-                   "`duplexsynth generate` with the same config moves bad shards to "
-                   "data/.quarantine/ and regenerates them")
-
-
 def open_shard(path: Path | str) -> pq.ParquetFile:
     """One shard file (a local path or a shard URL from `shard_paths`; usable in `with`), or
-    ShardUnreadable naming it (one line, what to do) instead of pyarrow's `Parquet magic
-    bytes not found in footer` without a file name."""
-    try:
-        return pq.ParquetFile(open_file(path))
-    except (OSError, ValueError) as error:  # ArrowInvalid is a ValueError
-        raise ShardUnreadable(f"{path}: unreadable Parquet file "
-                              f"({str(error).splitlines()[0]}); {UNREADABLE_HINT}") from None
+    ShardUnreadable naming it (pipeline/sink.py `open_parquet`)."""
+    return open_parquet(path)
 
 
 def _batches(path: Path | str, columns: list[str] | None) -> Iterator:
@@ -190,8 +186,7 @@ def _batches(path: Path | str, columns: list[str] | None) -> Iterator:
         except StopIteration:
             return
         except (OSError, ValueError) as error:  # a damaged page inside a readable file
-            raise ShardUnreadable(f"{path}: damaged Parquet data ({str(error).splitlines()[0]})"
-                                  f"; {UNREADABLE_HINT}") from None
+            raise damaged(path, error) from None
         yield batch
 
 

@@ -33,12 +33,13 @@ def generate_job(raw: dict) -> dict:
     try:  # before any work: a live run on the same sink.dir, or the prompt cannot fit, or
         # the sink cannot be written (no space, permission, bucket): one line each
         config.sink_location.check_writable()  # before the lock writes its state folder
-        if config.sink_location.is_local:
-            with run_lock(config.output_dir, sink.shared, sink.lock_stale_s,
-                          sink.claim_shards) as lock:
-                summary = generate(config, raw, lock)
-        else:  # the run lock lives in a local folder; an object-store sink runs unlocked
+        where = config.output_dir if config.sink_location.is_local else config.sink_location
+        lock = run_lock(where, sink.shared, sink.lock_stale_s, sink.claim_shards)
+        if lock is None:  # a backend without conditional writes: warned in one line
             summary = generate(config, raw)
+        else:
+            with lock:
+                summary = generate(config, raw, lock)
     except (RunLocked, WriterStopped, StorageError) as error:
         fail(error)
         raise

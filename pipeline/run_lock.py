@@ -23,15 +23,16 @@ shard's content is fixed by its indices and renamed into place; only the cost do
   other).
 
 The files go through a `ClaimStore`: `LocalClaims` uses `os.link` of a finished temporary
-file, which fails when the name exists (atomic on local filesystems and NFS). An object store
-implements the same four calls: `create` as a conditional PUT (S3 `If-None-Match: *`, GCS
-`x-goog-if-generation-match: 0`, Azure `If-None-Match: *`; the object is whole when visible),
-`write` as a plain PUT, `read` as GET, `names` as a prefix LIST, `delete` as DELETE.
+file, which fails when the name exists (atomic on local filesystems and NFS). On S3,
+`pipeline.claim_store.ObjectClaims` does `create` as a conditional PUT (`If-None-Match: *`;
+the object is whole when visible), `write` as a plain PUT, `read` as GET, `names` as a prefix
+LIST, `delete` as DELETE; the run's own host is recognised by pid as locally, other hosts by
+heartbeat age. gs:// (and any other backend, or an S3 server that ignores the header) has no
+store: `run_lock` says so in one line, and refuses `sink.shared=true` there.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -43,9 +44,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
+from pipeline.claim_store import ClaimStore, LocalClaims, conditional_store
 from pipeline.sink import shard_name
+from pipeline.storage import Location, locate
 
 log = logging.getLogger("duplexsynth")
 
@@ -56,71 +58,6 @@ HOST = socket.gethostname()
 
 class RunLocked(RuntimeError):
     """Another live run holds the sink.dir; the message is the one line to print."""
-
-
-class ClaimStore(Protocol):
-    """Exclusive-create key/value files under one prefix (see the module docstring)."""
-
-    def create(self, name: str, text: str) -> bool:
-        """Write `name` only if it does not exist; False when it does (someone else won)."""
-
-    def write(self, name: str, text: str) -> None:
-        """Write or replace `name` (a run's own record)."""
-
-    def read(self, name: str) -> str | None:
-        """The text of `name`, or None when it does not exist."""
-
-    def names(self, prefix: str) -> list[str]:
-        """Names that start with `prefix` (`prefix` ends in a folder or a file stem)."""
-
-    def delete(self, name: str) -> None:
-        """Remove `name` if present."""
-
-
-class LocalClaims:
-    """A `ClaimStore` in a local (or NFS) folder."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-
-    def _temporary(self, target: Path) -> Path:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-    def create(self, name: str, text: str) -> bool:
-        target = self.root / name
-        temporary = self._temporary(target)
-        temporary.write_text(text, encoding="utf-8")
-        try:
-            os.link(temporary, target)
-        except FileExistsError:
-            return False
-        finally:
-            temporary.unlink(missing_ok=True)
-        return True
-
-    def write(self, name: str, text: str) -> None:
-        target = self.root / name
-        temporary = self._temporary(target)
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, target)
-
-    def read(self, name: str) -> str | None:
-        try:
-            return (self.root / name).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-
-    def names(self, prefix: str) -> list[str]:
-        folder, _, stem = prefix.rpartition("/")
-        directory = self.root / folder
-        if not directory.is_dir():
-            return []
-        return sorted(f"{folder}/{p.name}" if folder else p.name for p in directory.iterdir()
-                      if p.name.startswith(stem) and not p.name.startswith("."))
-
-    def delete(self, name: str) -> None:
-        (self.root / name).unlink(missing_ok=True)
 
 
 def _process_start(pid: int) -> str | None:
@@ -287,8 +224,12 @@ class RunLock:
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.stale_s / 4):
             self.me.heartbeat = time.time()
-            with contextlib.suppress(OSError):
+            try:
                 self.store.write(self._record, self.me.to_json())
+            except Exception as error:  # noqa: BLE001 - the next beat retries; never a traceback
+                log.warning("run lock: heartbeat not written (%s); retrying in %.0f s",
+                            str(error).splitlines()[0] if str(error) else type(error).__name__,
+                            self.stale_s / 4)
 
     def release(self) -> None:
         """Give up the lock and the claims of shards this run did not finish (claims of
@@ -372,7 +313,35 @@ def _generations(names: list[str]) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def run_lock(sink_dir: Path, shared: bool, stale_s: float, claim_shards: int) -> RunLock:
-    """The lock of a local sink.dir (not yet acquired)."""
-    return RunLock(LocalClaims(Path(sink_dir) / STATE_DIR), shared=shared, stale_s=stale_s,
-                   claim_shards=claim_shards, where=f"sink.dir={sink_dir}")
+class LockUnavailable(RunLocked):
+    """`sink.shared=true` on a backend that cannot take claims; the message is one line."""
+
+
+def run_lock(sink_dir: Path | str | Location, shared: bool, stale_s: float,
+             claim_shards: int) -> RunLock | None:
+    """The lock of a sink.dir (not yet acquired): a local folder, or an object store with
+    conditional writes (pipeline/claim_store.py). Elsewhere (gs://, or an S3 server that
+    ignores `If-None-Match`) a normal run goes on unlocked after one warning line (None), and
+    a shared run stops with LockUnavailable: without claims it would redo other runs' shards."""
+    location = locate(sink_dir)
+    where = f"sink.dir={sink_dir if isinstance(sink_dir, Path) else location.url}"
+    if location.is_local:
+        store: ClaimStore | None = LocalClaims(Path(location.root) / STATE_DIR)
+        why = ""
+    else:
+        store = conditional_store(location, STATE_DIR)
+        why = (f"{location.protocol}:// has no conditional (create-only) write here"
+               if store is None else
+               "the server ignores S3 conditional writes (If-None-Match: *)")
+        if store is not None and not store.enforced():
+            store = None
+    if store is None:
+        if shared:
+            raise LockUnavailable(f"{where}: sink.shared=true needs shard claims, and {why}; "
+                                  "run one writer on this prefix with sink.shared=false (or "
+                                  "use s3:// or a shared folder)")
+        log.warning("%s: no run lock (%s); make sure no other run writes this prefix", where,
+                    why)
+        return None
+    return RunLock(store, shared=shared, stale_s=stale_s, claim_shards=claim_shards,
+                   where=where)

@@ -20,10 +20,17 @@ LLM budget stops the stream and drops the shards in progress. An environment err
 writing (no space, permission, missing bucket) stops the stream with its one line
 (`sink_error`); the write is atomic, so no partial shard is visible and a rerun after the
 fix resumes by shard.
+
+Where the actor runs is chosen, not left to Ray's random pick for a zero-CPU actor: each new
+stream (a run, or a claim round of a shared run) puts its sink on the next node with CPUs
+in turn (`sink_placement`, soft affinity: any node when that one is gone), so on a cluster the
+write traffic of a run is spread over the nodes. Each shard records who wrote it (host, pid,
+Ray node: pipeline/sink.py `writer_identity`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import pickle
 import threading
@@ -44,6 +51,23 @@ BUDGET_SPENT = ("LLM budget spent (budget.max_tokens / budget.max_usd); rerun wi
 NEAR_DUPLICATE = "near_duplicate"
 REPORT = "sink_report"
 """The one column of the stage's output: a JSON report per input batch."""
+_STREAMS = itertools.count()
+"""Streams started by this driver: the turn of `sink_placement`."""
+
+
+def sink_placement() -> dict[str, Any]:
+    """Ray remote args for the next stream's sink actor: soft affinity to the alive nodes
+    that have CPUs (a 0-CPU head is left alone, as for any work), sorted by node id, in turn;
+    nothing on a single node. Called by the driver (pipeline/stream.py) once per stream."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = sorted(node["NodeID"] for node in ray.nodes()
+                   if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) > 0)
+    if len(nodes) < 2:
+        return {}
+    node = nodes[next(_STREAMS) % len(nodes)]
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True)}
 
 
 @dataclass

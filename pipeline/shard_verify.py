@@ -30,17 +30,21 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.sink import DIALOGUES, SEGMENTS, SHARD_META_KEY, ShardStats, shard_pattern, split_of
+from pipeline.sink import (
+    DIALOGUES,
+    SEGMENTS,
+    SHARD_META_KEY,
+    ShardStats,
+    ShardUnreadable,
+    shard_pattern,
+    split_of,
+)
 
 log = logging.getLogger("duplexsynth")
 
 QUARANTINE = ".quarantine"
 """Folder under data/ for shards moved aside; hidden, so no reader's shard pattern sees it."""
 CONFIGS = (DIALOGUES, SEGMENTS)
-
-
-class ShardUnreadable(ValueError):
-    """A shard file whose Parquet footer or metadata cannot be read; the message names it."""
 
 
 @dataclass(frozen=True)

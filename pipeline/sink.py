@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +30,8 @@ from pipeline.features import dialogue_features, encode_columns, segment_feature
 from pipeline.storage import Location, arrow_filesystem, locate, open_file
 
 SHARD_META_KEY = b"duplexsynth"
+WRITER_META_KEY = b"duplexsynth_writer"
+"""Schema metadata: who wrote the shard (`writer_identity`); not part of its counts."""
 DIALOGUES = "dialogues"
 SEGMENTS = "segments"
 
@@ -54,6 +59,17 @@ def flac_bytes(samples: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -
     buffer = io.BytesIO()
     sf.write(buffer, np.clip(data, -1.0, 1.0), sample_rate, format="FLAC", subtype=subtype)
     return buffer.getvalue()
+
+
+def writer_identity() -> dict:
+    """Who writes a shard: host and pid, and the Ray node id when the writer runs on a Ray
+    worker (two nodes of one machine share a host name). Read by tests/test_cluster.py to see
+    that both nodes wrote; cheap: ray is only asked when this process already imported it."""
+    node = None
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        node = ray.get_runtime_context().get_node_id()
+    return {"host": socket.gethostname(), "pid": os.getpid(), "node": node}
 
 
 @dataclass
@@ -146,9 +162,11 @@ class ShardWriter:
         stats: ShardStats,
     ) -> None:
         dialogues = [encode_columns(row) for row in dialogues]
+        writer = json.dumps(writer_identity())
         for config, rows in ((SEGMENTS, segments), (DIALOGUES, dialogues)):
             schema = self.schemas[config].with_metadata(
-                {**(self.schemas[config].metadata or {}), SHARD_META_KEY: stats.to_json()}
+                {**(self.schemas[config].metadata or {}), SHARD_META_KEY: stats.to_json(),
+                 WRITER_META_KEY: writer}
             )
             table = pa.Table.from_pylist(rows, schema=schema)
             buffer = pa.BufferOutputStream()  # the whole file first: see storage.py
@@ -165,7 +183,12 @@ class ShardWriter:
         for path in self.finished_shards(split):
             metadata = read_schema(path).metadata or {}
             if SHARD_META_KEY in metadata:
-                total.add(ShardStats.from_json(metadata[SHARD_META_KEY]))
+                try:
+                    total.add(ShardStats.from_json(metadata[SHARD_META_KEY]))
+                except (ValueError, KeyError, TypeError) as error:
+                    raise ShardUnreadable(f"{path}: shard metadata "
+                                          f"{SHARD_META_KEY.decode()!r} does not parse "
+                                          f"({error}); {UNREADABLE_HINT}") from None
         return total
 
     def remove_stale_temporaries(self) -> None:
@@ -197,16 +220,47 @@ def _leaf_paths(schema: pa.Schema) -> list[str]:
     return [p for field in schema for p in walk(field.name, field.type)]
 
 
+class ShardUnreadable(ValueError):
+    """A shard file whose Parquet footer, metadata or data cannot be read; the message names
+    the file (one line, no traceback at the CLI)."""
+
+
+UNREADABLE_HINT = ("`duplexsynth verify dataset=<folder>` lists every bad shard; rerunning "
+                   "`duplexsynth generate` with the same config moves bad shards to "
+                   "data/.quarantine/ and regenerates them")
+
+
+def open_parquet(path: Path | str) -> pq.ParquetFile:
+    """One shard file (a local path or a shard URL; usable in `with`), or ShardUnreadable
+    naming it instead of pyarrow's `Parquet magic bytes not found in footer` without a name.
+    Every reader of shard files goes through here (or pipeline/shard_verify.py)."""
+    try:
+        return pq.ParquetFile(open_file(path))
+    except (OSError, ValueError) as error:  # ArrowInvalid is a ValueError
+        raise ShardUnreadable(f"{path}: unreadable Parquet file "
+                              f"({str(error).splitlines()[0]}); {UNREADABLE_HINT}") from None
+
+
+def damaged(path: Path | str, error: BaseException) -> ShardUnreadable:
+    """The one-line error for a damaged page inside a file whose footer reads."""
+    return ShardUnreadable(f"{path}: damaged Parquet data ({str(error).splitlines()[0]}); "
+                           f"{UNREADABLE_HINT}")
+
+
 def read_schema(path: Path | str) -> pa.Schema:
-    """The Arrow schema (with our shard metadata) of a local shard or a shard URL."""
-    with open_file(path) as handle:
-        return pq.read_schema(handle)
+    """The Arrow schema (with our shard metadata) of a local shard or a shard URL;
+    ShardUnreadable (one line) when the footer does not read."""
+    with open_parquet(path) as shard:
+        return shard.schema_arrow
 
 
 def read_table(path: Path | str, columns: list[str] | None = None) -> pa.Table:
-    """Columns of a local shard or a shard URL."""
-    with open_file(path) as handle:
-        return pq.read_table(handle, columns=columns)
+    """Columns of a local shard or a shard URL; ShardUnreadable (one line) when damaged."""
+    with open_parquet(path) as shard:
+        try:
+            return shard.read(columns=columns)
+        except (OSError, ValueError) as error:
+            raise damaged(path, error) from None
 
 
 def sibling(path: Path | str, config: str) -> Path | str:

@@ -18,7 +18,13 @@ from typing import Any
 
 from pipeline.budget import BudgetGoal
 from pipeline.config import GenerateConfig
-from pipeline.shard_sink import BUDGET_SPENT, REPORT, ShardSinkStage, SinkPlan
+from pipeline.shard_sink import (
+    BUDGET_SPENT,
+    REPORT,
+    ShardSinkStage,
+    SinkPlan,
+    sink_placement,
+)
 from pipeline.sink import ShardWriter, shard_indices, shard_pattern
 from pipeline.splits import global_index, stream_order
 from pipeline.stages import (
@@ -190,7 +196,7 @@ def stream_splits(
                      batch_format="pandas")
         .map_batches(ShardSinkStage, fn_constructor_args=(writer, plan, board_name),
                      batch_size=batch, batch_format="pandas", num_cpus=SINK_CPUS,
-                     compute=ray.data.ActorPoolStrategy(size=1))
+                     compute=ray.data.ActorPoolStrategy(size=1), **sink_placement())
     )
     dialogues = 0
     for split, shards in work:

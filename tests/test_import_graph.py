@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("pipeline", "pipeline.paths", "pipeline.schema",
               "pipeline.textnorm", "pipeline.budget", "pipeline.rows")),
     ("storage", ("pipeline.storage", "pipeline.sink", "pipeline.shard_verify",
-                 "pipeline.run_lock", "pipeline.dataset")),
+                 "pipeline.claim_store", "pipeline.run_lock", "pipeline.dataset")),
     ("steps", ("pipeline.scenarios", "pipeline.phenomena_quotas", "pipeline.writers",
                "pipeline.writers.*",
                "pipeline.prompts", "pipeline.script_check", "pipeline.tts", "pipeline.tts.*",

@@ -14,6 +14,7 @@ import pytest
 from pipeline.schema import scenario_id
 from pipeline.sink import shard_pattern
 from pipeline.splits import DEFAULT_SPLITS, dialogue_counts
+from tests.s3_server import CREDENTIALS, moto_s3
 from tests.test_resume import ROOT, kill_group, wait_for
 
 moto_server = pytest.importorskip("moto.server", reason="the dev extra installs moto[server]")
@@ -21,27 +22,18 @@ s3fs = pytest.importorskip("s3fs", reason="the dev extra installs s3fs")
 
 PLANNED = 4
 SEED = 91
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret",
-               "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 @pytest.fixture(scope="module")
 def s3():
-    """(endpoint URL, s3fs filesystem, env for subprocesses) with bucket `bucket` made."""
+    """(endpoint URL, s3fs filesystem, env for subprocesses) with bucket `bucket` made; the
+    credentials in os.environ while this module runs (its in-process readers need them)."""
     saved = {k: os.environ.get(k) for k in CREDENTIALS}
     os.environ.update(CREDENTIALS)
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
     try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
-        fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": url})
-        fs.mkdir("bucket")
-        # later jobs take the endpoint from fsspec's environment variables (README)
-        env = {**os.environ, **CREDENTIALS, "FSSPEC_S3_ENDPOINT_URL": url}
-        yield url, fs, env
+        with moto_s3() as server:
+            yield server.url, server.fs, server.env
     finally:
-        server.stop()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -64,6 +56,31 @@ def test_a_missing_bucket_is_one_line_before_any_work(s3, tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         "duplexsynth: sink: cannot write s3://no-such-bucket/ds: the bucket does not exist; "
         "create it (or fix sink.dir) and rerun")
+
+
+def test_a_second_run_on_a_held_bucket_prefix_stops_with_the_local_message(s3, tmp_path):
+    """The run lock on S3 (conditional PUTs): a live holder stops a second `generate` before
+    any work, with the line a local sink.dir gives."""
+    from pipeline.run_lock import HOST, run_lock
+    from pipeline.storage import locate
+
+    url, fs, env = s3
+    target = "s3://bucket/held"
+    held = run_lock(locate(target, {"endpoint_url": url}), shared=False, stale_s=60,
+                    claim_shards=4).acquire()
+    try:
+        result = subprocess.run(generate(url, target, tmp_path), cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        held.release()
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"duplexsynth: sink.dir={target} is in use by a live run: {held.me.describe()}; wait "
+        f"for it to end, stop it (pid {held.me.pid} on {HOST}), or run every writer of this "
+        "folder with sink.shared=true to split the shards between them")
+    assert "Traceback" not in result.stderr
+    fs.invalidate_cache()
+    assert fs.find("bucket/held") == [], "the refused run wrote nothing; the holder cleaned up"
 
 
 @pytest.mark.slow
@@ -98,7 +115,10 @@ def test_s3_sink_killed_and_rerun_gives_the_plan_then_export_card_and_datasets_r
         if "timed out during startup" not in result.stderr:
             break
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "taking over the lock of a run that ended without releasing it" in result.stderr
     assert "secret" not in fs.cat("bucket/ds/run.json").decode().lower()
+    fs.invalidate_cache()
+    assert fs.find("bucket/ds/.duplexsynth") == [], "the killed run's lock and record are gone"
 
     from pipeline.dataset import iter_dialogues, iter_segments, run_info
     from pipeline.storage import locate

@@ -130,3 +130,54 @@ def test_readers_name_the_bad_file_in_one_line(root):
     with pytest.raises(ShardUnreadable):
         open_shard(bad)
     assert [c.ok for c in check_shards(root)] == [True, True, False]
+
+
+def test_run_time_readers_name_the_bad_file_when_verification_is_off(root):
+    """sink.verify_on_resume=false: the sink's totals (budget, run.json), the split report
+    and run summary (pipeline/sink.py read_table) and the near-duplicate index read finished
+    shards unchecked; a damaged file gives the readers' one line, not pyarrow's traceback."""
+    from pipeline.script_check import ScriptChecker
+    from pipeline.sink import ShardWriter, read_table
+
+    bad = root / "data" / "dialogues" / "train-00001.parquet"
+    truncate(bad)
+    expected = f"{bad}: unreadable Parquet file (Parquet magic bytes"
+    for read in (lambda: ShardWriter(root, 16000).totals("train"),
+                 lambda: read_table(bad, columns=["id"]),
+                 lambda: ScriptChecker().remember_shards([bad])):
+        with pytest.raises(ShardUnreadable) as caught:
+            read()
+        message = str(caught.value)
+        assert message.startswith(expected) and message.endswith(UNREADABLE_HINT)
+        assert "\n" not in message
+    assert ShardWriter(root, 16000).totals("test").written == 1  # whole shards still read
+
+
+def test_unparseable_shard_metadata_is_one_line_in_the_totals(tmp_path):
+    write_shard(tmp_path, "train", 0, ["a"])
+    path = tmp_path / "data" / "dialogues" / "train-00000.parquet"
+    schema = pa.schema([("id", pa.string())], metadata={SHARD_META_KEY: b"{not json"})
+    pq.write_table(pa.table({"id": ["a"]}, schema=schema), path)
+    from pipeline.sink import ShardWriter
+
+    with pytest.raises(ShardUnreadable, match=r"train-00000.parquet: shard metadata "
+                                              r"'duplexsynth' does not parse"):
+        ShardWriter(tmp_path, 16000).totals()
+
+
+def test_generate_without_verification_stops_on_a_damaged_shard_in_one_line(root, tmp_path):
+    """The CLI: `sink.verify_on_resume=false` and a damaged finished shard stop `generate`
+    before any work (the budget reads the shards' totals first) with the file's one line."""
+    from tests.cli_support import cli
+
+    bad = root / "data" / "dialogues" / "train-00001.parquet"
+    truncate(bad)
+    result = cli(tmp_path / "cli", "generate", f"sink.dir={root}", "sink.verify_on_resume=false",
+                 "budget.dialogues=6", "sink.shard_dialogues=2", "progress=false",
+                 "splits={train:1.0,validation:0,test:0}", ok=False)
+    assert result.returncode == 2, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"duplexsynth: {bad}: unreadable Parquet file (Parquet magic bytes")
+    assert last.endswith(UNREADABLE_HINT) and "Traceback" not in result.stderr
+    assert sorted(p.name for p in (root / "data" / "dialogues").iterdir()) == [
+        "test-00000.parquet", "train-00000.parquet", "train-00001.parquet"]  # no work done

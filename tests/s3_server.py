@@ -4,6 +4,7 @@ moto[server] and s3fs), started and stopped by the caller, with one bucket made.
 from __future__ import annotations
 
 import os
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,9 +47,13 @@ def moto_s3() -> Iterator[S3Server]:
     try:
         host, port = server.get_host_and_port()
         url = f"http://{host}:{port}"
+        # moto keeps its buckets in process-wide state: a server started after another in
+        # the same process would see the earlier one's bucket and objects, so start empty
+        urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", data=b"",
+                                                      method="POST"), timeout=30).close()
         fs = s3fs.S3FileSystem(key=CREDENTIALS["AWS_ACCESS_KEY_ID"],
                                secret=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                               client_kwargs={"endpoint_url": url})
+                               client_kwargs={"endpoint_url": url}, skip_instance_cache=True)
         fs.mkdir(BUCKET)
         # later jobs take the endpoint from fsspec's environment variables (README)
         yield S3Server(url, fs, {**os.environ, **CREDENTIALS, "FSSPEC_S3_ENDPOINT_URL": url})

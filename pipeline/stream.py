@@ -122,6 +122,19 @@ class Gated:
         return self.stage(batch)
 
 
+class WriteStageGate(Gated):
+    """Gated write stage: its own class so Ray names the pool's processes after the stage
+    (`ray::MapWorker(MapBatches(WriteStageGate))`), as `ps` and the dashboard show them."""
+
+
+class SpeakStageGate(Gated):
+    """Gated speak stage (named as WriteStageGate)."""
+
+
+class AsrStageGate(Gated):
+    """Gated ASR stage (named as WriteStageGate)."""
+
+
 def stream_splits(
     config: GenerateConfig,
     work: list[tuple[str, list[int]]],
@@ -164,7 +177,8 @@ def stream_splits(
         settings = writer_settings(config.writer.model_dump())
         write_batch = max(batch, int(getattr(settings, "concurrency", 1)))
         dataset = dataset.map_batches(
-            Gated, fn_constructor_args=(WriteStage, (stage_config, spent_so_far), board_name),
+            WriteStageGate,
+            fn_constructor_args=(WriteStage, (stage_config, spent_so_far), board_name),
             batch_size=write_batch, batch_format="pandas",
             compute=ray.data.ActorPoolStrategy(size=1), num_cpus=LIGHT_STAGE_CPUS)
     dataset = (
@@ -174,7 +188,7 @@ def stream_splits(
                          prior_shards(writer, config)),
                      batch_size=batch, batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=1), num_cpus=LIGHT_STAGE_CPUS)
-        .map_batches(Gated, fn_constructor_args=(SpeakStage, (stage_config,), board_name),
+        .map_batches(SpeakStageGate, fn_constructor_args=(SpeakStage, (stage_config,), board_name),
                      batch_size=batch, batch_format="pandas",
                      compute=ray.data.ActorPoolStrategy(size=config.ray.speak_workers))
     )
@@ -183,7 +197,8 @@ def stream_splits(
         from pipeline.asr_check import AsrStage
 
         dataset = dataset.map_batches(
-            Gated, fn_constructor_args=(AsrStage, (stage_config,), board_name), batch_size=batch,
+            AsrStageGate, fn_constructor_args=(AsrStage, (stage_config,), board_name),
+            batch_size=batch,
             batch_format="pandas", num_cpus=asr.num_cpus,
             compute=ray.data.ActorPoolStrategy(size=asr.workers or config.ray.speak_workers))
     plan = SinkPlan(shard_dialogues=size, planned=planned, goals=goals,

@@ -19,10 +19,12 @@ PLANNED = 12  # batch_size=1: the speak pool is busy for each of them, time enou
 
 
 def busy_worker_pids(stage: str) -> list[int]:
-    """Ray names a busy actor process `ray::MapWorker(MapBatches(<Stage>)).submit`."""
+    """Ray names a busy actor process `ray::MapWorker(MapBatches(<Stage>)).submit`, or
+    `<Stage>Gate` for a stage behind the split board (pipeline/stream.py)."""
     listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
     return [int(line.split(None, 1)[0]) for line in listing.splitlines()
-            if f"MapBatches({stage})).submit" in line]
+            if f"MapBatches({stage})).submit" in line
+            or f"MapBatches({stage}Gate)).submit" in line]
 
 
 def test_killed_speak_worker_is_retried_without_loss_or_duplicates(tmp_path):

@@ -42,6 +42,8 @@ class Sizes:
     """N of the driver figures (runs of N and 16N dialogues)."""
     peer_dialogues: int = 128
     """Our dialogues in the Lhotse comparison (pipeline.bench_peer: about 2 h of audio)."""
+    piper_dialogues: int = 32
+    """Dialogues of the `tts=piper` run (pipeline.bench_piper: about 30 min of speech)."""
 
 
 @contextmanager
@@ -285,9 +287,11 @@ def main(argv: list[str] | None = None) -> dict:
                         help="N of the driver figures (runs of N and 16N dialogues)")
     parser.add_argument("--peer-dialogues", type=int, default=Sizes.peer_dialogues,
                         help="our dialogues in the Lhotse comparison (--only peer)")
+    parser.add_argument("--piper-dialogues", type=int, default=Sizes.piper_dialogues,
+                        help="dialogues of the tts=piper run (--only piper)")
     args = parser.parse_args(argv)
     sizes = Sizes(args.dialogues, args.worker_dialogues, args.driver_dialogues,
-                  args.peer_dialogues)
+                  args.peer_dialogues, args.piper_dialogues)
     groups = args.only or list(MEASUREMENTS)
     if "peer" in groups:  # before any run: a missing extra is one line, not a traceback
         from pipeline.bench_peer import require_lhotse

@@ -14,6 +14,7 @@ import json
 import pickle
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -77,6 +78,10 @@ class RowStage:
     """Base for stages: `setup()` builds the expensive thing once per worker."""
 
     stage = "stage"  # name in the per-stage seconds (STAGE_SECONDS)
+    skip_reason: Callable[[Row], str | None] | None = None
+    """Set by the stream's gate (stream.Gated): asked before each row's work, so a row of a
+    split that was finished while its batch was in progress passes on rejected without work
+    (a Piper dialogue is seconds of synthesis; a batch of spares would be tens)."""
 
     def __init__(self, config: dict) -> None:
         self.config = config
@@ -99,6 +104,8 @@ class RowStage:
     def _guarded(self, row: Row) -> Row:
         if not isinstance(Outcome.from_dict(row), Written):
             return row
+        if self.skip_reason is not None and (reason := self.skip_reason(row)):
+            return {**row, **Rejected(reason).to_dict()}
         return self.process(row)
 
 

@@ -100,20 +100,39 @@ def board(name: str) -> Any:
     return ray.get_actor(name)
 
 
+BOARD_REFRESH_S = 1.0
+"""How old the gate's copy of the finished splits may get before it asks the board again
+(one small actor call; per row it would cost more than an eSpeak row)."""
+
+
 class Gated:
     """`map_batches` callable class: a stage that first marks the rows of finished splits
-    (the board's) rejected, so the stage passes them through without work."""
+    (the board's) rejected, so the stage passes them through without work, and asks again
+    before each row (at most every BOARD_REFRESH_S): the split's last shard is usually
+    written while the next batch, its spares, is already being spoken."""
 
     def __init__(self, stage: type, args: tuple, board: str) -> None:
         self.stage, self.board = stage(*args), board
+        self.stage.skip_reason = self.skip_reason
+        self._done: list[str] = []
+        self._asked = float("-inf")
 
-    def __call__(self, batch: Any) -> Any:
+    def finished_splits(self) -> list[str]:
         import ray
 
-        try:
-            done = ray.get(board(self.board).finished.remote(), timeout=10)
-        except Exception:  # noqa: BLE001 - no board answer: do the work, the sink still drops it
-            done = []
+        if time.monotonic() - self._asked >= BOARD_REFRESH_S:
+            try:
+                self._done = ray.get(board(self.board).finished.remote(), timeout=10)
+            except Exception:  # noqa: BLE001 - no answer: do the work, the sink still drops it
+                self._done = []
+            self._asked = time.monotonic()
+        return self._done
+
+    def skip_reason(self, row: dict) -> str | None:
+        return SPLIT_DONE if row.get("split") in self.finished_splits() else None
+
+    def __call__(self, batch: Any) -> Any:
+        done = self.finished_splits()
         if done and len(batch) and "reject" in batch.columns:
             skip = batch["split"].isin(done) & batch["reject"].isna()
             if skip.any():
@@ -248,10 +267,15 @@ def _read_reports(dataset: Any, progress: Any) -> dict:
     stopped = writer_error = sink_error = None
     first_row_s = None
     stream_started = time.perf_counter()
-    for item in dataset.iter_rows():
+    # No prefetch: iter_rows() looks one block ahead, so each report (and the `finished` that
+    # ends the stream) would reach the driver only once the next block existed.
+    reports = (row for batch in dataset.iter_batches(batch_size=None, prefetch_batches=0,
+                                                     batch_format="numpy")
+               for row in batch[REPORT])
+    for text in reports:
         if first_row_s is None:
             first_row_s = time.perf_counter() - stream_started
-        report = json.loads(item[REPORT])
+        report = json.loads(text)
         progress.update(report["rows"])
         progress.set_postfix(hours=f"{report['hours']:.3f}")
         stage_s.update(report["stage_s"])

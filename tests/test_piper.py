@@ -225,3 +225,47 @@ def test_bench_run_config_passes_the_checks_before_work(tmp_path):
     config = GenerateConfig.check(raw)
     assert config.tts.name == "piper"
     assert [name for name, share in config.splits.items() if share] == ["train"]
+
+
+CACHED_WORKER = """
+import sys
+import numpy as np
+from pipeline.tts.piper import PiperBackend
+backend = PiperBackend(cache_dir=sys.argv[1])
+backend.setup()
+utterance = backend.synthesize(sys.argv[2], backend.voices("en")[0], 3, "a")
+np.save(sys.argv[3], utterance.samples)
+print("onnx" in sys.modules)
+"""
+
+
+def test_patched_model_is_cached_and_later_workers_load_it_without_onnx(tmp_path, voice):
+    """The first worker writes the patched model into `tts.cache_dir`; a fresh process then
+    loads that file without importing onnx (seconds saved per worker) and speaks the same
+    samples; a damaged cache file is patched again, not fatal."""
+    import subprocess
+    import sys
+
+    from pipeline.tts.piper_graph import cached_model_path
+
+    cache, text = tmp_path / "cache", SENTENCES[0]
+    in_memory = PiperBackend(cache_dir=None).synthesize(text, voice, 3, "a").samples
+    assert not cache.exists()
+
+    def worker(name: str) -> tuple[bool, np.ndarray]:
+        out = tmp_path / f"{name}.npy"
+        result = subprocess.run([sys.executable, "-c", CACHED_WORKER, str(cache), text, str(out)],
+                                capture_output=True, text=True, cwd=ROOT, check=True)
+        return result.stdout.strip().splitlines()[-1] == "True", np.load(out)
+
+    imported, first = worker("first")  # patches and writes the cache
+    cached = cached_model_path(str(cache), voice["model_sha256"])
+    assert imported and cached.is_file() and cached.stat().st_size > 1_000_000
+    imported, second = worker("second")
+    assert not imported, "a cached model must load without the onnx package"
+    np.testing.assert_array_equal(first, in_memory)
+    np.testing.assert_array_equal(second, in_memory)
+    cached.write_bytes(cached.read_bytes()[:1000])  # a copy cut short
+    imported, third = worker("third")
+    assert imported and cached.stat().st_size > 1_000_000
+    np.testing.assert_array_equal(third, in_memory)

@@ -39,13 +39,14 @@ import numpy as np
 from pipeline.schema import Utterance
 from pipeline.tts.align import trim_to_words, voiced_frames
 from pipeline.tts.base import SynthesisError
-from pipeline.tts.piper_graph import patched_model_bytes
+from pipeline.tts.piper_graph import DEFAULT_CACHE_DIR, cached_model_path, patched_model
 from pipeline.tts.piper_voices import (
     DEFAULT_PACKAGES,
     PiperModel,
     Prosody,
     find_models,
     how_to_get,
+    model_sha256,
     parse_selection,
     voice_entry,
 )
@@ -78,7 +79,9 @@ class PiperBackend:
     or `model:speaker_id` ids; `length_scale` / `noise_scale` / `noise_w_scale`: [low, high]
     ranges the registry spreads its voices over; `allow_shared_voice`: let a dialogue with
     more speakers than voices reuse a voice as a prosody variant (own id, `shared_voice`);
-    `seed`: noise seed; `volume`: output peak (0-1); `threads`: onnxruntime intra-op threads.
+    `seed`: noise seed; `volume`: output peak (0-1); `threads`: onnxruntime intra-op threads;
+    `cache_dir`: where patched models are kept (pipeline.tts.piper_graph; null: patch in
+    memory in every worker).
     """
 
     name = "piper"
@@ -97,6 +100,7 @@ class PiperBackend:
         threads: int = 1,
         lead_s: float = 0.02,
         tail_s: float = 0.05,
+        cache_dir: str | None = DEFAULT_CACHE_DIR,
     ) -> None:
         for key, bounds in (("length_scale", length_scale), ("noise_scale", noise_scale),
                             ("noise_w_scale", noise_w_scale)):
@@ -112,6 +116,7 @@ class PiperBackend:
         self.allow_shared_voice = bool(allow_shared_voice)
         self.seed, self.volume, self.threads = int(seed), float(volume), int(threads)
         self.lead_s, self.tail_s = float(lead_s), float(tail_s)
+        self.cache_dir = cache_dir
         self.models = find_models(voices_dir, tuple(packages))
         if not self.models:
             where = f"tts.voices_dir={voices_dir}" if voices_dir else "no tts.voices_dir"
@@ -203,9 +208,18 @@ class PiperBackend:
                 options = onnxruntime.SessionOptions()
                 options.intra_op_num_threads = self.threads
                 options.inter_op_num_threads = 1
-                session = onnxruntime.InferenceSession(
-                    patched_model_bytes(path), sess_options=options,
-                    providers=["CPUExecutionProvider"])
+                sha256 = str(voice.get("model_sha256") or model_sha256(path))
+                source = patched_model(path, sha256, self.cache_dir)
+                try:
+                    session = onnxruntime.InferenceSession(
+                        source, sess_options=options, providers=["CPUExecutionProvider"])
+                except Exception:  # noqa: BLE001 - a damaged cache file: patch it again
+                    if not isinstance(source, str):
+                        raise
+                    cached_model_path(str(self.cache_dir), sha256).unlink(missing_ok=True)
+                    session = onnxruntime.InferenceSession(
+                        patched_model(path, sha256, self.cache_dir), sess_options=options,
+                        providers=["CPUExecutionProvider"])
                 config = PiperConfig.from_dict(json.loads(Path(model.config_path).read_text(
                     encoding="utf-8")))
                 self._loaded[path] = _Loaded(session, PiperVoice(session=session, config=config),

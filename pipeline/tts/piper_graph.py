@@ -1,8 +1,56 @@
-"""Piper's ONNX graph, patched for exact word times and seeded (reproducible) noise."""
+"""Piper's ONNX graph, patched for exact word times and seeded (reproducible) noise.
+
+The patch needs the `onnx` package, whose import alone takes seconds in a fresh worker (and
+more while a run's other workers start beside it), so a patched model is kept on disk:
+`patched_model(...)` writes it once per (model file sha256, PATCH_VERSION) into the cache
+folder and every later worker and run loads that file straight into onnxruntime.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 from pipeline.tts.base import SynthesisError
+
+PATCH_VERSION = 1
+"""Bump when the patch changes: cached models of an older patch are then not used."""
+DEFAULT_CACHE_DIR = "~/.cache/duplexsynth/piper"
+
+
+def cached_model_path(cache_dir: str, sha256: str) -> Path:
+    """One file per source model, our patch and piper-tts's alignment patch (its version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        piper_version = version("piper-tts")
+    except PackageNotFoundError:
+        piper_version = "none"
+    return (Path(cache_dir).expanduser()
+            / f"{sha256}-patch{PATCH_VERSION}-piper{piper_version}.onnx")
+
+
+def patched_model(model_path: str, sha256: str, cache_dir: str | None) -> str | bytes:
+    """The patched model as a file path in `cache_dir` (written atomically on first use:
+    temporary file, then rename, so racing workers each see a whole file), or as bytes
+    when there is no cache folder or it is not writable."""
+    if not cache_dir:
+        return patched_model_bytes(model_path)
+    path = cached_model_path(cache_dir, sha256)
+    if path.is_file():
+        return str(path)
+    data = patched_model_bytes(model_path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temporary, 0o644)  # a shared cache: every user of the node may read it
+        os.replace(temporary, path)
+    except OSError:  # read-only home, full disk: patch in memory each time, as before
+        return data
+    return str(path)
 
 
 def patched_model_bytes(model_path: str) -> bytes:

@@ -1,20 +1,31 @@
 """Where the run lock's files live (pipeline/run_lock.py): a `ClaimStore`, in a local folder
-(`LocalClaims`) or on S3 (`ObjectClaims`).
+(`LocalClaims`) or on an object store (`ObjectClaims`: S3 and GCS).
 
 The lock and the shard claims need one operation that exactly one of several writers can
 win. Locally, `create` links a finished temporary file to the name (`os.link` fails when the
-name exists: atomic on local filesystems and NFS). On S3 (since 2024) a PUT with
-`If-None-Match: *` succeeds only when the key does not exist (412 PreconditionFailed
-otherwise; 409 ConditionalRequestConflict while another conditional write of the key is in
-flight: retried). s3fs sends the header for `pipe_file(..., mode="create")` and raises
-FileExistsError on the 412. An object is whole when it is visible, so a record is never read
-half-written; the other calls are a plain PUT, GET, a prefix LIST (never from s3fs's listing
-cache) and DELETE.
+name exists: atomic on local filesystems and NFS). On the object stores it is a create-only
+upload, sent by fsspec's `pipe_file(..., mode="create")`:
+- S3 (since 2024): a PUT with `If-None-Match: *` succeeds only when the key does not exist
+  (412 PreconditionFailed otherwise, which s3fs raises as FileExistsError; 409
+  ConditionalRequestConflict while another conditional write of the key is in flight:
+  retried).
+- GCS: an upload with the precondition `ifGenerationMatch=0` ("only if no live generation")
+  fails with 412, which gcsfs raises as FileExistsError (gcsfs.core `simple_upload`,
+  `initiate_upload`; gcsfs.retry `validate_response`). gcsfs ignores `mode="create"` on zonal
+  (Rapid) buckets, where it writes appendable objects over gRPC: the probe below finds that.
+An object is whole when it is visible, so a record is never read half-written; the other
+calls are a plain upload, GET, a prefix LIST (never from the client's listing cache) and
+DELETE.
 
-An S3-compatible server that does not implement the header may ignore it (then two runs would
-both "win"), so `enforced()` tries it once on a probe key before a run trusts it.
-Other backends (gs://, az://, ...) have no conditional write wired here: `conditional_store`
-returns None for them and the caller says so in one line (pipeline/run_lock.py `run_lock`).
+A client retries a request whose answer it did not get; a create that reached the server
+comes back as "exists" then. Every record names its run (a unique token), so a lost create
+reads the object back and counts as won when the text is its own.
+
+A server that does not implement the precondition may ignore it (then two runs would both
+"win": gcp-storage-emulator does, fake-gcs-server and moto enforce it), so `enforced()` tries
+it once on a probe key before a run trusts it. Other backends (az://, ...) have no
+conditional write wired here: `conditional_store` returns None for them and the caller says
+so in one line (pipeline/run_lock.py `run_lock`).
 """
 
 from __future__ import annotations
@@ -29,8 +40,12 @@ from typing import Any, Protocol
 
 from pipeline.storage import Location, storage_error
 
-CONDITIONAL_PROTOCOLS = ("s3", "s3a")
-"""Object stores whose client here sends a create-only PUT (s3fs `mode="create"`)."""
+CONDITIONAL_PROTOCOLS = ("s3", "s3a", "gs", "gcs")
+"""Object stores whose client sends a create-only upload for `pipe_file(mode="create")`:
+s3fs (`If-None-Match: *`) and gcsfs (`ifGenerationMatch=0`)."""
+PRECONDITION = {"s3": "S3 conditional writes (If-None-Match: *)",
+                "gs": "GCS preconditions (ifGenerationMatch=0)"}
+"""What a server that lets a second create through ignores, for the run lock's one line."""
 CONFLICT_RETRIES = 5
 
 
@@ -111,7 +126,7 @@ def _s3_code(error: BaseException | None) -> str | None:
 
 
 class ObjectClaims:
-    """A `ClaimStore` under one prefix of an S3 bucket (module docstring)."""
+    """A `ClaimStore` under one prefix of an S3 or GCS bucket (module docstring)."""
 
     def __init__(self, location: Location, folder: str) -> None:
         self.location = location
@@ -149,11 +164,11 @@ class ObjectClaims:
                 with self._one_line(name):
                     self.fs.pipe_file(self._key(name), data, mode="create")
             except FileExistsError:
-                return False
+                return self.read(name) == text  # a retried create of ours (module docstring)
             except OSError as error:
                 code = _s3_code(error)
                 if code == "PreconditionFailed":
-                    return False
+                    return self.read(name) == text
                 if code == "ConditionalRequestConflict" and attempt + 1 < CONFLICT_RETRIES:
                     time.sleep(0.05 * 2 ** attempt)  # S3's advice: retry; one of us wins
                     continue
@@ -194,8 +209,8 @@ class ObjectClaims:
             self.fs.rm_file(self._key(name))
 
     def enforced(self) -> bool:
-        """Whether the server refuses a second create-only PUT of one key (a probe key,
-        removed after): False for a server that ignores `If-None-Match` or rejects it."""
+        """Whether the server refuses a second create-only upload of one key (a probe key,
+        removed after): False for a server that ignores the precondition or rejects it."""
         probe = f".probe-{uuid.uuid4().hex[:12]}"
         try:
             if not self.create(probe, "1"):

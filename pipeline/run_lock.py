@@ -23,12 +23,13 @@ shard's content is fixed by its indices and renamed into place; only the cost do
   other).
 
 The files go through a `ClaimStore`: `LocalClaims` uses `os.link` of a finished temporary
-file, which fails when the name exists (atomic on local filesystems and NFS). On S3,
-`pipeline.claim_store.ObjectClaims` does `create` as a conditional PUT (`If-None-Match: *`;
-the object is whole when visible), `write` as a plain PUT, `read` as GET, `names` as a prefix
-LIST, `delete` as DELETE; the run's own host is recognised by pid as locally, other hosts by
-heartbeat age. gs:// (and any other backend, or an S3 server that ignores the header) has no
-store: `run_lock` says so in one line, and refuses `sink.shared=true` there.
+file, which fails when the name exists (atomic on local filesystems and NFS). On S3 and GCS,
+`pipeline.claim_store.ObjectClaims` does `create` as a create-only upload (S3
+`If-None-Match: *`, GCS `ifGenerationMatch=0`; the object is whole when visible), `write` as
+a plain upload, `read` as GET, `names` as a prefix LIST, `delete` as DELETE; the run's own
+host is recognised by pid as locally, other hosts by heartbeat age. Any other backend, or a
+server that lets a second create through (found by a probe at start), has no store: `run_lock`
+says so in one line, and refuses `sink.shared=true` there.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.claim_store import ClaimStore, LocalClaims, conditional_store
+from pipeline.claim_store import PRECONDITION, ClaimStore, LocalClaims, conditional_store
 from pipeline.sink import shard_name
 from pipeline.storage import Location, locate
 
@@ -320,8 +321,8 @@ class LockUnavailable(RunLocked):
 def run_lock(sink_dir: Path | str | Location, shared: bool, stale_s: float,
              claim_shards: int) -> RunLock | None:
     """The lock of a sink.dir (not yet acquired): a local folder, or an object store with
-    conditional writes (pipeline/claim_store.py). Elsewhere (gs://, or an S3 server that
-    ignores `If-None-Match`) a normal run goes on unlocked after one warning line (None), and
+    conditional writes (pipeline/claim_store.py). Elsewhere (az://, ..., or a server that
+    ignores the precondition) a normal run goes on unlocked after one warning line (None), and
     a shared run stops with LockUnavailable: without claims it would redo other runs' shards."""
     location = locate(sink_dir)
     where = f"sink.dir={sink_dir if isinstance(sink_dir, Path) else location.url}"
@@ -330,16 +331,17 @@ def run_lock(sink_dir: Path | str | Location, shared: bool, stale_s: float,
         why = ""
     else:
         store = conditional_store(location, STATE_DIR)
+        kind = "gs" if location.protocol in ("gs", "gcs") else "s3"
         why = (f"{location.protocol}:// has no conditional (create-only) write here"
-               if store is None else
-               "the server ignores S3 conditional writes (If-None-Match: *)")
+               if store is None else f"the server ignores {PRECONDITION[kind]}")
         if store is not None and not store.enforced():
             store = None
     if store is None:
         if shared:
             raise LockUnavailable(f"{where}: sink.shared=true needs shard claims, and {why}; "
                                   "run one writer on this prefix with sink.shared=false (or "
-                                  "use s3:// or a shared folder)")
+                                  "use a server that enforces conditional writes, s3:// or "
+                                  "gs://, or a shared folder)")
         log.warning("%s: no run lock (%s); make sure no other run writes this prefix", where,
                     why)
         return None

@@ -36,6 +36,11 @@ SECRET_KEYS = ("key", "secret", "token", "password", "aws_access_key_id",
                "aws_secret_access_key", "aws_session_token", "client_secret", "credentials")
 """storage_options keys that carry credentials: refused in config (they belong in the
 environment, which never reaches run.json, the card or the logs)."""
+AUTH_METHODS = ("anon", "google_default", "cloud")
+"""`token` values that name gcsfs's way of finding credentials, not a credential: `anon`
+(no credentials: public buckets, emulators), `google_default` / `cloud` (the environment's
+application-default credentials, the VM's service account). Allowed in config."""
+GCS_PROTOCOLS = ("gs", "gcs")
 
 _OPTIONS: dict[str, dict[str, Any]] = {}
 """Options registered per `protocol://bucket`, so a reader handed a shard URL later (a card
@@ -56,7 +61,9 @@ def is_uri(target: str | Path) -> bool:
 
 def check_no_secrets(options: dict[str, Any], key: str = "sink.storage_options") -> None:
     """Credentials only from the environment: a secret in config would end up in run.json."""
-    for name in options:
+    for name, value in options.items():
+        if name.lower() == "token" and value in AUTH_METHODS:
+            continue
         if name.lower() in SECRET_KEYS or "secret" in name.lower():
             raise ValueError(f"{key}.{name}: credentials are read from the environment "
                              "(e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), never from "
@@ -95,10 +102,13 @@ class Location:
     def fs(self) -> Any:
         """The fsspec filesystem (made on first use: workers get a Location by pickle)."""
         if self._fs is None:
-            import fsspec
+            options = _fs_options(self.protocol, self.options)
+            if self.protocol in GCS_PROTOCOLS:
+                self._fs = _gcs_class(options)(**options)
+            else:
+                import fsspec
 
-            self._fs = fsspec.filesystem(self.protocol, **_fs_options(self.protocol,
-                                                                       self.options))
+                self._fs = fsspec.filesystem(self.protocol, **options)
         return self._fs
 
     def path(self, *parts: str) -> str:
@@ -215,6 +225,27 @@ def _fs_options(protocol: str, options: dict[str, Any]) -> dict[str, Any]:
         if client:
             options["client_kwargs"] = client
     return options
+
+
+def _gcs_class(options: dict[str, Any]) -> type:
+    """gcsfs's filesystem class for `options`. gcsfs (2026.10) hands fsspec its
+    `ExtendedGcsFileSystem`, which first asks the gRPC storage-control API for each bucket's
+    layout (zonal / hierarchical) and does not cache a failed answer. An emulator or another
+    endpoint given by `endpoint_url` (in config, or `FSSPEC_GS_ENDPOINT_URL`) or by gcsfs's own
+    `STORAGE_EMULATOR_HOST` serves the JSON API only: there every call waited out a 60 s gRPC
+    retry (measured against fake-gcs-server and gcp-storage-emulator). So an endpoint gets the
+    JSON-API class `gcsfs.core.GCSFileSystem` (standard buckets; gcsfs's own switch for the
+    same is `GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false`), Google's endpoint keeps the default."""
+    try:
+        import gcsfs
+        import gcsfs.core
+    except ImportError:
+        raise ImportError("gs:// needs gcsfs: pip install gcsfs") from None
+    from fsspec.config import apply_config
+
+    given = apply_config(gcsfs.core.GCSFileSystem, dict(options)).get("endpoint_url")
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "") not in ("", "default")
+    return gcsfs.core.GCSFileSystem if given or emulator else gcsfs.GCSFileSystem
 
 
 def _write_local(target: Path, data: bytes) -> None:

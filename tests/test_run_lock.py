@@ -206,18 +206,36 @@ def test_the_s3_server_enforces_create_only_puts(s3_server):
     assert store.names("") == ["lock.000000"]  # the probe left nothing
 
 
-def test_gs_has_no_lock_and_says_so_in_one_line(caplog):
+def test_a_backend_without_conditional_writes_has_no_lock_and_says_so(caplog):
     with caplog.at_level(logging.WARNING, logger="duplexsynth"):
-        assert run_lock("gs://bucket/ds", shared=False, stale_s=60, claim_shards=4) is None
+        assert run_lock("az://bucket/ds", shared=False, stale_s=60, claim_shards=4) is None
     assert [r.getMessage() for r in caplog.records] == [
-        "sink.dir=gs://bucket/ds: no run lock (gs:// has no conditional (create-only) write "
+        "sink.dir=az://bucket/ds: no run lock (az:// has no conditional (create-only) write "
         "here); make sure no other run writes this prefix"]
     with pytest.raises(LockUnavailable) as caught:
-        run_lock("gs://bucket/ds", shared=True, stale_s=60, claim_shards=4)
+        run_lock("az://bucket/ds", shared=True, stale_s=60, claim_shards=4)
     assert str(caught.value) == (
-        "sink.dir=gs://bucket/ds: sink.shared=true needs shard claims, and gs:// has no "
+        "sink.dir=az://bucket/ds: sink.shared=true needs shard claims, and az:// has no "
         "conditional (create-only) write here; run one writer on this prefix with "
-        "sink.shared=false (or use s3:// or a shared folder)")
+        "sink.shared=false (or use a server that enforces conditional writes, s3:// or "
+        "gs://, or a shared folder)")
+
+
+def test_gcs_claims_on_an_enforcing_server_and_the_probe_on_one_that_ignores_it(caplog):
+    pytest.importorskip("gcsfs", reason="the dev extra installs gcsfs")
+    from tests.gcs_server import fake_gcs, python_gcs
+
+    with fake_gcs() as server:
+        store = ObjectClaims(locate(server.fresh_prefix(), server.options), STATE_DIR)
+        assert store.enforced()
+        assert store.create("lock.000000", "first") and not store.create("lock.000000", "2")
+        assert store.read("lock.000000") == "first" and store.names("") == ["lock.000000"]
+    with python_gcs() as server, caplog.at_level(logging.WARNING, logger="duplexsynth"):
+        target = locate(server.fresh_prefix(), server.options)
+        assert run_lock(target, shared=False, stale_s=60, claim_shards=4) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"sink.dir={target.url}: no run lock (the server ignores GCS preconditions "
+        "(ifGenerationMatch=0)); make sure no other run writes this prefix"]
 
 
 def test_a_failing_store_is_the_sinks_one_line(s3_server):
